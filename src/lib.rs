@@ -1,0 +1,10 @@
+//! diffexp: how simple diffusion denoisers learn the statistics of their data.
+//!
+//! Data moves one way: `config` → [`model`] (sampler) → [`net`] (denoiser) → `train` (trainer) →
+//! `observe` (observer) → `store` → `study` → `report`.
+
+pub mod model;
+pub mod net;
+pub mod rng;
+
+pub use diffexp_kernels as kernels;
