@@ -6,5 +6,6 @@
 pub mod model;
 pub mod net;
 pub mod rng;
+pub mod store;
 
 pub use diffexp_kernels as kernels;
