@@ -68,7 +68,7 @@ pub fn parse_header(bytes: &[u8]) -> io::Result<NpyHeader> {
         return Err(bad("not an NPY file (missing \\x93NUMPY magic)"));
     }
     let (len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
         2 | 3 => {
             if bytes.len() < 12 {
                 return Err(bad("truncated NPY header"));
