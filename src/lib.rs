@@ -3,9 +3,13 @@
 //! Data moves one way: `config` → [`model`] (sampler) → [`net`] (denoiser) → `train` (trainer) →
 //! `observe` (observer) → `store` → `study` → `report`.
 
+pub mod config;
+pub mod grid;
 pub mod model;
+pub mod observe;
 pub mod net;
 pub mod rng;
 pub mod store;
+pub mod train;
 
 pub use diffexp_kernels as kernels;

@@ -1,0 +1,423 @@
+//! Online projected SGD for the single-direction denoiser (SPEC §2.6), in two fused passes over d.
+//!
+//! Every scalar of the step (pre-activation, error projection, loss, gradient coefficients) is a
+//! function of a handful of inner products, computed once by [`single_direction_terms`]. The full
+//! engine gets those inner products from the fused kernels; the reduced engine (SPEC §3) gets them
+//! from its low-dimensional coordinates and calls the same function, so the two engines share one
+//! update rule.
+//!
+//! The weight is stored lazily normalised: w = scale·w_raw with scale = 1/‖w_raw‖, so renormalising
+//! costs nothing extra — ‖w_raw‖² comes out of the update pass.
+
+use super::Learner;
+use crate::model::{GaussianSurrogate, MixedCumulantModel};
+use crate::net::SingleDirection;
+use crate::observe::EvalLosses;
+use crate::rng::ScalarRng;
+use diffexp_kernels::{NormalRng, Real, blas1, fused};
+use std::sync::Arc;
+
+/// Inner products of one (clean sample x, noise ξ) pair with the unit weight w.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PairGram {
+    pub wx: f64,
+    pub wxi: f64,
+    pub xx: f64,
+    pub xixi: f64,
+    pub xxi: f64,
+}
+
+/// What one pair contributes: ∇_w ℓ = coef_x·x + coef_xi·ξ + coef_w·w (SPEC §2.5 (i)).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PairTerms {
+    pub h: f64,
+    pub loss: f64,
+    /// ∂_b ℓ = σ(h)π.
+    pub grad_b: f64,
+    pub coef_x: f64,
+    pub coef_xi: f64,
+    pub coef_w: f64,
+    /// ⟨w, ∇_w ℓ⟩.
+    pub w_dot_grad: f64,
+}
+
+/// The step's scalar algebra for a unit w and x_t = a x + s ξ:
+/// h = ⟨w,x_t⟩, e = a x_t + bσ(h)w − x, π = ⟨w,e⟩, ∇ = bσ e + bσ'π x_t.
+#[inline]
+pub fn single_direction_terms(net: &SingleDirection, a: f64, s: f64, g: &PairGram) -> PairTerms {
+    let b = net.b;
+    let h = a * g.wx + s * g.wxi;
+    let (sig, dsig) = net.activation.value_and_derivative(h);
+    let xtxt = a * a * g.xx + 2.0 * a * s * g.xxi + s * s * g.xixi;
+    let x_xt = a * g.xx + s * g.xxi;
+    let pi = a * h + b * sig - g.wx;
+    // ∇ = c1 x_t + c2 w + c3 x
+    let c1 = a * b * sig + b * dsig * pi;
+    let c2 = b * b * sig * sig;
+    let c3 = -b * sig;
+    let loss = 0.5 * (a * a * xtxt + c2 + g.xx + 2.0 * a * b * sig * h - 2.0 * a * x_xt - 2.0 * b * sig * g.wx);
+    PairTerms {
+        h,
+        loss,
+        grad_b: sig * pi,
+        coef_x: c1 * a + c3,
+        coef_xi: c1 * s,
+        coef_w: c2,
+        w_dot_grad: c1 * h + c2 + c3 * g.wx,
+    }
+}
+
+/// Training state and buffers of one walker of the single-direction denoiser.
+pub struct SingleDirectionLearner<T: Real> {
+    model: Arc<MixedCumulantModel<T>>,
+    surrogate: Arc<GaussianSurrogate<T>>,
+    pub net: SingleDirection,
+    /// Noise levels a; `level_sum` sums the loss over all of them, else one is drawn per sample.
+    a_values: Vec<f64>,
+    level_sum: bool,
+    eta: f64,
+    eta_b: f64,
+    train_b: bool,
+    batch: usize,
+    w_raw: Vec<T>,
+    scale: f64,
+    /// Signed overlaps of the unit w with (m, u, v).
+    overlaps: [f64; 3],
+    /// Per batch sample: x' = z + c_m m + c_u u + c_v v (before the whitening correction).
+    xs: Vec<Vec<T>>,
+    /// Per (batch sample, level): ξ.
+    xis: Vec<Vec<T>>,
+    normals: NormalRng,
+    latent: ScalarRng,
+    eval_seed: u64,
+    evals_done: u64,
+}
+
+/// How a walker is built: everything but the shared model.
+pub struct SingleDirectionSetup {
+    pub net: SingleDirection,
+    pub a_values: Vec<f64>,
+    pub level_sum: bool,
+    /// Per-step rate (already scaled for the batch).
+    pub eta: f64,
+    pub eta_b: f64,
+    pub train_b: bool,
+    pub batch: usize,
+    pub init_seed: u64,
+    pub data_seed: u64,
+    pub latent_seed: u64,
+    pub eval_seed: u64,
+}
+
+impl<T: Real> SingleDirectionLearner<T> {
+    pub fn new(model: Arc<MixedCumulantModel<T>>, surrogate: Arc<GaussianSurrogate<T>>, setup: SingleDirectionSetup) -> Self {
+        let d = model.dim();
+        // w₀ uniform on S^{d−1}.
+        let mut w_raw = vec![T::default(); d];
+        NormalRng::from_seed(setup.init_seed).fill(&mut w_raw);
+        let levels = if setup.level_sum { setup.a_values.len() } else { 1 };
+        let mut me = Self {
+            net: setup.net,
+            a_values: setup.a_values,
+            level_sum: setup.level_sum,
+            eta: setup.eta,
+            eta_b: setup.eta_b,
+            train_b: setup.train_b,
+            batch: setup.batch,
+            w_raw,
+            scale: 1.0,
+            overlaps: [0.0; 3],
+            xs: (0..setup.batch).map(|_| vec![T::default(); d]).collect(),
+            xis: (0..setup.batch * levels).map(|_| vec![T::default(); d]).collect(),
+            normals: NormalRng::from_seed(setup.data_seed),
+            latent: ScalarRng::from_seed(setup.latent_seed),
+            eval_seed: setup.eval_seed,
+            evals_done: 0,
+            model,
+            surrogate,
+        };
+        me.refresh_projections();
+        me
+    }
+
+    /// Recomputes scale and overlaps from w_raw directly.
+    fn refresh_projections(&mut self) {
+        let s = &self.model.spikes;
+        self.scale = 1.0 / blas1::nrm2_sq(&self.w_raw).sqrt();
+        self.overlaps = [blas1::dot(&self.w_raw, &s.m), blas1::dot(&self.w_raw, &s.u), blas1::dot(&self.w_raw, &s.v)]
+            .map(|x| x * self.scale);
+    }
+
+    /// The unit weight w (allocates; for inspection and tests).
+    pub fn weight(&self) -> Vec<f64> {
+        self.w_raw.iter().map(|&x| x.to_f64() * self.scale).collect()
+    }
+
+    fn draw_level(&mut self) -> f64 {
+        if self.a_values.len() == 1 {
+            self.a_values[0]
+        } else {
+            self.a_values[self.latent.below(self.a_values.len() as u64) as usize]
+        }
+    }
+}
+
+impl<T: Real> Learner for SingleDirectionLearner<T> {
+    fn step(&mut self) -> f64 {
+        let model = Arc::clone(&self.model);
+        let sp = &model.spikes;
+        let (c_s, gvv, gvm, gvu) = (model.c_s, sp.gram[2][2], sp.gram[2][0], sp.gram[2][1]);
+        let wv = self.overlaps[2];
+        let weight = 1.0 / self.batch as f64;
+        let nlev = if self.level_sum { self.a_values.len() } else { 1 };
+        // Accumulated over the batch: coefficients on w and v, loss, ∂_b.
+        let (mut cw, mut cv, mut loss, mut gb) = (0.0, 0.0, 0.0, 0.0);
+        let mut coef_x = vec![0.0; self.batch];
+        let mut coef_xi = vec![0.0; self.batch * nlev];
+        for j in 0..self.batch {
+            let sh = model.draw_shift(&mut self.latent);
+            let a0 = if self.level_sum { self.a_values[0] } else { self.draw_level() };
+            let p = fused::draw_pair_and_project(
+                &mut self.normals,
+                &mut self.xs[j],
+                &mut self.xis[j * nlev],
+                &[(sh.c_m, &sp.m), (sh.c_u, &sp.u), (sh.c_v, &sp.v)],
+                [&self.w_raw, &sp.v],
+            );
+            // Whitening: x = x' − κ v with κ = c_S⟨v, z⟩.
+            let vz = p.x_dot[1] - sh.c_m * gvm - sh.c_u * gvu - sh.c_v * gvv;
+            let kappa = c_s * vz;
+            let wx = p.x_dot[0] * self.scale - kappa * wv;
+            let xx = p.xx - 2.0 * kappa * p.x_dot[1] + kappa * kappa * gvv;
+            let pair = |a: f64, wxi: f64, vxi: f64, xixi: f64, xpxi: f64| {
+                let s = (1.0 - a * a).sqrt();
+                let g = PairGram { wx, wxi, xx, xixi, xxi: xpxi - kappa * vxi };
+                single_direction_terms(&self.net, a, s, &g)
+            };
+            let mut add = |t: PairTerms, xi_slot: usize, cw: &mut f64, cv: &mut f64| {
+                loss += weight * t.loss;
+                gb += weight * t.grad_b;
+                *cw += weight * (t.coef_w - t.w_dot_grad);
+                coef_x[j] += weight * t.coef_x;
+                *cv -= weight * t.coef_x * kappa;
+                coef_xi[xi_slot] = weight * t.coef_xi;
+            };
+            let t = pair(a0, p.xi_dot[0] * self.scale, p.xi_dot[1], p.xixi, p.xxi);
+            add(t, j * nlev, &mut cw, &mut cv);
+            for l in 1..nlev {
+                let slot = j * nlev + l;
+                self.normals.fill(&mut self.xis[slot]);
+                let xi = &self.xis[slot];
+                let (wxi, vxi) = (blas1::dot(&self.w_raw, xi) * self.scale, blas1::dot(&sp.v, xi));
+                let (xixi, xpxi) = (blas1::nrm2_sq(xi), blas1::dot(&self.xs[j], xi));
+                let t = pair(self.a_values[l], wxi, vxi, xixi, xpxi);
+                add(t, slot, &mut cw, &mut cv);
+            }
+        }
+        // w − η g with g = ∇ − ⟨w,∇⟩w; in raw storage w = scale·w_raw.
+        let eta = self.eta;
+        let alpha = self.scale * (1.0 - eta * cw);
+        let mut terms: Vec<(f64, &[T])> = Vec::with_capacity(self.batch * (nlev + 1) + 1);
+        for j in 0..self.batch {
+            terms.push((-eta * coef_x[j], &self.xs[j]));
+        }
+        for (slot, xi) in self.xis.iter().enumerate() {
+            terms.push((-eta * coef_xi[slot], xi));
+        }
+        terms.push((-eta * cv, &sp.v));
+        let (dots, n2) = fused::combine_and_project(&mut self.w_raw, alpha, &terms, [&sp.m, &sp.u, &sp.v]);
+        self.scale = 1.0 / n2.sqrt();
+        self.overlaps = dots.map(|x| x * self.scale);
+        if self.train_b {
+            self.net.b -= self.eta_b * gb;
+        }
+        loss
+    }
+
+    fn overlaps(&self) -> [f64; 3] {
+        self.overlaps
+    }
+
+    fn norm(&self) -> f64 {
+        1.0
+    }
+
+    fn skip(&self) -> f64 {
+        self.net.b
+    }
+
+    fn is_finite(&self) -> bool {
+        self.scale.is_finite() && self.overlaps.iter().all(|x| x.is_finite()) && self.net.b.is_finite()
+    }
+
+    fn evaluate(&mut self, n_eval: usize) -> EvalLosses {
+        let d = self.model.dim();
+        let seed = crate::rng::mix64(self.eval_seed ^ crate::rng::mix64(self.evals_done));
+        self.evals_done += 1;
+        let mut latent = ScalarRng::from_seed(seed);
+        let mut normals = NormalRng::from_seed(crate::rng::mix64(seed));
+        let (mut x, mut xg, mut xi) = (vec![T::default(); d], vec![T::default(); d], vec![T::default(); d]);
+        let mut acc = EvalAccumulator::default();
+        let wn = self.scale;
+        for _ in 0..n_eval {
+            self.model.sample_into(&mut latent, &mut normals, &mut x);
+            self.surrogate.sample_into(&mut normals, &mut xg);
+            normals.fill(&mut xi);
+            let (wxi, xixi) = (blas1::dot(&self.w_raw, &xi) * wn, blas1::nrm2_sq(&xi));
+            let pair_loss = |v: &[T]| {
+                let g = PairGram { wx: blas1::dot(&self.w_raw, v) * wn, wxi, xx: blas1::nrm2_sq(v), xixi, xxi: blas1::dot(v, &xi) };
+                // Average over the level set (one level: just that level).
+                self.a_values
+                    .iter()
+                    .map(|&a| single_direction_terms(&self.net, a, (1.0 - a * a).sqrt(), &g).loss)
+                    .sum::<f64>()
+                    / self.a_values.len() as f64
+            };
+            let (ld, ls) = (pair_loss(&x), pair_loss(&xg));
+            acc.push(ld, ls);
+        }
+        acc.finish()
+    }
+}
+
+/// Running means and standard errors of (L_data, L_surr, ΔL) over paired evaluation samples.
+#[derive(Default)]
+pub struct EvalAccumulator {
+    n: f64,
+    sum: [f64; 3],
+    sum_sq: [f64; 3],
+}
+
+impl EvalAccumulator {
+    pub fn push(&mut self, data: f64, surr: f64) {
+        let v = [data, surr, surr - data];
+        self.n += 1.0;
+        for i in 0..3 {
+            self.sum[i] += v[i];
+            self.sum_sq[i] += v[i] * v[i];
+        }
+    }
+
+    pub fn finish(&self) -> EvalLosses {
+        let n = self.n;
+        let mean = self.sum.map(|s| s / n);
+        let se: Vec<f64> =
+            (0..3).map(|i| ((self.sum_sq[i] / n - mean[i] * mean[i]).max(0.0) / (n - 1.0).max(1.0)).sqrt()).collect();
+        EvalLosses { data: mean[0], surrogate: mean[1], gap: mean[2], data_se: se[0], surrogate_se: se[1], gap_se: se[2] }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Coupling, McmParams, NuLaw, SpikeLayout, Spikes};
+    use crate::net::Activation;
+
+    fn setup(batch: usize, train_b: bool, act: Activation) -> SingleDirectionSetup {
+        SingleDirectionSetup {
+            net: SingleDirection { activation: act, b: 1.0 },
+            a_values: vec![0.5f64.sqrt()],
+            level_sum: false,
+            eta: 0.05,
+            eta_b: 0.05,
+            train_b,
+            batch,
+            init_seed: 1,
+            data_seed: 2,
+            latent_seed: 3,
+            eval_seed: 4,
+        }
+    }
+
+    fn model<T: Real>(d: usize, coupling: Coupling) -> Arc<MixedCumulantModel<T>> {
+        let params = McmParams { beta_m: 0.5, beta_u: 3.0, beta_v: 6.0, nu_law: NuLaw::Rademacher, coupling };
+        Arc::new(MixedCumulantModel::new(params, Spikes::draw(d, SpikeLayout::Orthonormal, &mut ScalarRng::from_seed(9))))
+    }
+
+    /// The fused step equals the reference: sample with the model's O(d) sampler, apply
+    /// `SingleDirection::gradient`, project on the tangent space, renormalise (SPEC §2.6).
+    #[test]
+    fn fused_step_matches_reference_update() {
+        for (batch, train_b, act, coupling) in [
+            (1, false, Activation::Tanh, Coupling::Independent),
+            (1, true, Activation::Relu, Coupling::Sign),
+            (3, true, Activation::Erf, Coupling::Odd),
+        ] {
+            let d = 37;
+            let m = model::<f64>(d, coupling);
+            let sur = Arc::new(m.surrogate());
+            let mut fast = SingleDirectionLearner::new(Arc::clone(&m), sur, setup(batch, train_b, act));
+            // Reference: replay the same random streams.
+            let st = setup(batch, train_b, act);
+            let mut normals = NormalRng::from_seed(st.data_seed);
+            let mut latent = ScalarRng::from_seed(st.latent_seed);
+            let mut w = fast.weight();
+            let mut b = 1.0;
+            let a = st.a_values[0];
+            let s = (1.0 - a * a).sqrt();
+            for _ in 0..20 {
+                let mut grad = vec![0.0; d];
+                let mut gb = 0.0;
+                let mut loss = 0.0;
+                for _ in 0..batch {
+                    let sh = m.draw_shift(&mut latent);
+                    let (mut x, mut xi) = (vec![0.0f64; d], vec![0.0f64; d]);
+                    normals.fill(&mut x);
+                    normals.fill(&mut xi);
+                    m.apply_shift(&sh, &mut x);
+                    let xt: Vec<f64> = x.iter().zip(&xi).map(|(a_, b_)| a * a_ + s * b_).collect();
+                    let net = SingleDirection { activation: act, b };
+                    let g = net.gradient(&w, &x, &xt, a);
+                    for i in 0..d {
+                        grad[i] += g.grad_w[i] / batch as f64;
+                    }
+                    gb += g.grad_b / batch as f64;
+                    loss += g.loss / batch as f64;
+                }
+                let wg: f64 = w.iter().zip(&grad).map(|(a_, b_)| a_ * b_).sum();
+                let mut wn: Vec<f64> = (0..d).map(|i| w[i] - st.eta * (grad[i] - wg * w[i])).collect();
+                let n = wn.iter().map(|x| x * x).sum::<f64>().sqrt();
+                wn.iter_mut().for_each(|x| *x /= n);
+                w = wn;
+                if train_b {
+                    b -= st.eta_b * gb;
+                }
+                let fast_loss = fast.step();
+                assert!((fast_loss - loss).abs() < 1e-10 * (1.0 + loss.abs()), "loss {fast_loss} vs {loss}");
+            }
+            let fw = fast.weight();
+            let err = fw.iter().zip(&w).map(|(a_, b_)| (a_ - b_).abs()).fold(0.0, f64::max);
+            assert!(err < 1e-11, "batch {batch} {act}: max |Δw| = {err}");
+            assert!((fast.net.b - b).abs() < 1e-11);
+            // SPEC §7 item 18: ‖w‖ = 1 after every step.
+            assert!((fw.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-12);
+            let ov = fast.overlaps();
+            let direct: f64 = fw.iter().zip(&m.spikes.u).map(|(a_, b_)| a_ * b_).sum();
+            assert!((ov[1] - direct).abs() < 1e-12);
+        }
+    }
+
+    /// The f32 engine tracks the f64 engine on the same streams (accumulations are accurate).
+    #[test]
+    fn f32_tracks_f64() {
+        let d = 2000;
+        let m64 = model::<f64>(d, Coupling::Independent);
+        let spikes32 = Spikes::<f32> {
+            m: m64.spikes.m.iter().map(|&x| x as f32).collect(),
+            u: m64.spikes.u.iter().map(|&x| x as f32).collect(),
+            v: m64.spikes.v.iter().map(|&x| x as f32).collect(),
+            gram: m64.spikes.gram,
+        };
+        let m32 = Arc::new(MixedCumulantModel::new(m64.params, spikes32));
+        let mut l64 = SingleDirectionLearner::new(Arc::clone(&m64), Arc::new(m64.surrogate()), setup(1, false, Activation::Tanh));
+        let mut l32 = SingleDirectionLearner::new(Arc::clone(&m32), Arc::new(m32.surrogate()), setup(1, false, Activation::Tanh));
+        for _ in 0..200 {
+            l64.step();
+            l32.step();
+        }
+        let (a, b) = (l64.overlaps(), l32.overlaps());
+        for i in 0..3 {
+            assert!((a[i] - b[i]).abs() < 1e-4, "overlap {i}: {} vs {}", a[i], b[i]);
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Online SGD for the K-unit two-layer denoisers (SPEC §2.5 (ii), (iii)): learning rate η_W = d·η on
+//! W (and V), η_W/d² on c; optionally spherical (every column kept at norm √d).
+
+use super::Learner;
+use super::single::EvalAccumulator;
+use crate::model::{GaussianSurrogate, MixedCumulantModel};
+use crate::net::two_layer::{TwoLayer, TwoLayerGradient, TwoLayerReal, TwoLayerScratch, Tying};
+use crate::observe::EvalLosses;
+use crate::rng::ScalarRng;
+use diffexp_kernels::{NormalRng, blas1};
+use std::sync::Arc;
+
+/// One walker of a two-layer denoiser.
+pub struct TwoLayerLearner<T: TwoLayerReal> {
+    model: Arc<MixedCumulantModel<T>>,
+    surrogate: Arc<GaussianSurrogate<T>>,
+    pub net: TwoLayer<T>,
+    a_values: Vec<f64>,
+    /// η_W (per step, batch scaling included).
+    eta_w: f64,
+    spherical: bool,
+    batch: usize,
+    x: Vec<T>,
+    xt: Vec<T>,
+    scratch: TwoLayerScratch<T>,
+    grad: TwoLayerGradient<T>,
+    normals: NormalRng,
+    latent: ScalarRng,
+    eval_seed: u64,
+    evals_done: u64,
+}
+
+/// How a two-layer walker is built.
+pub struct TwoLayerSetup {
+    pub net: crate::net::Activation,
+    pub tying: Tying,
+    pub units: usize,
+    pub c0: f64,
+    pub a_values: Vec<f64>,
+    /// Per-step rate for a unit-norm direction, η; the weights use η_W = d·η (SPEC §2.5 step-size map).
+    pub eta: f64,
+    pub spherical: bool,
+    pub batch: usize,
+    pub init_seed: u64,
+    pub data_seed: u64,
+    pub latent_seed: u64,
+    pub eval_seed: u64,
+}
+
+impl<T: TwoLayerReal> TwoLayerLearner<T> {
+    pub fn new(model: Arc<MixedCumulantModel<T>>, surrogate: Arc<GaussianSurrogate<T>>, st: TwoLayerSetup) -> Self {
+        let d = model.dim();
+        let k = st.units;
+        let mut init = NormalRng::from_seed(st.init_seed);
+        let mut w = vec![T::default(); d * k];
+        init.fill(&mut w);
+        let mut v = Vec::new();
+        if st.tying == Tying::Untied {
+            v = vec![T::default(); d * k];
+            init.fill(&mut v);
+        }
+        let net = TwoLayer { d, k, activation: st.net, tying: st.tying, w, v, c: st.c0 };
+        let mut me = Self {
+            grad: net.zero_gradient(),
+            net,
+            a_values: st.a_values,
+            eta_w: st.eta * d as f64,
+            spherical: st.spherical,
+            batch: st.batch,
+            x: vec![T::default(); d * st.batch],
+            xt: vec![T::default(); d * st.batch],
+            scratch: TwoLayerScratch::new(d, k, st.batch),
+            normals: NormalRng::from_seed(st.data_seed),
+            latent: ScalarRng::from_seed(st.latent_seed),
+            eval_seed: st.eval_seed,
+            evals_done: 0,
+            model,
+            surrogate,
+        };
+        if me.spherical {
+            me.normalise_columns();
+        }
+        me
+    }
+
+    fn normalise_columns(&mut self) {
+        let d = self.net.d;
+        let sd = (d as f64).sqrt();
+        for col in self.net.w.chunks_mut(d) {
+            let n = blas1::nrm2_sq(col).sqrt();
+            blas1::scale(sd / n, col);
+        }
+    }
+
+    fn draw_batch(&mut self) {
+        let d = self.net.d;
+        for j in 0..self.batch {
+            let a = if self.a_values.len() == 1 {
+                self.a_values[0]
+            } else {
+                self.a_values[self.latent.below(self.a_values.len() as u64) as usize]
+            };
+            let s = (1.0 - a * a).sqrt();
+            let (x, xt) = (&mut self.x[j * d..(j + 1) * d], &mut self.xt[j * d..(j + 1) * d]);
+            self.model.sample_into(&mut self.latent, &mut self.normals, x);
+            self.normals.fill(xt);
+            blas1::scale(s, xt);
+            blas1::axpy(a, x, xt);
+        }
+    }
+}
+
+impl<T: TwoLayerReal> Learner for TwoLayerLearner<T> {
+    fn step(&mut self) -> f64 {
+        self.draw_batch();
+        self.net.gradient_into(&self.x, &self.xt, &mut self.scratch, &mut self.grad);
+        let d = self.net.d;
+        let eta = self.eta_w;
+        if self.spherical {
+            let sd = (d as f64).sqrt();
+            for (w, g) in self.net.w.chunks_mut(d).zip(self.grad.grad_w.chunks_mut(d)) {
+                // Tangent projection, step, back to norm √d.
+                let proj = blas1::dot(w, g) / blas1::nrm2_sq(w);
+                blas1::axpy(-proj, w, g);
+                blas1::axpy(-eta, g, w);
+                let n = blas1::nrm2_sq(w).sqrt();
+                blas1::scale(sd / n, w);
+            }
+        } else {
+            blas1::axpy(-eta, &self.grad.grad_w, &mut self.net.w);
+        }
+        if self.net.tying == Tying::Untied {
+            blas1::axpy(-eta, &self.grad.grad_v, &mut self.net.v);
+        }
+        self.net.c -= eta / (d as f64 * d as f64) * self.grad.grad_c;
+        self.grad.loss
+    }
+
+    fn overlaps(&self) -> [f64; 3] {
+        let d = self.net.d;
+        let sp = &self.model.spikes;
+        let mut best = [0.0f64; 3];
+        for col in self.net.w.chunks(d) {
+            let n = blas1::nrm2_sq(col).sqrt();
+            for (i, e) in [&sp.m, &sp.u, &sp.v].into_iter().enumerate() {
+                let o = blas1::dot(col, e) / n;
+                if o.abs() > best[i].abs() {
+                    best[i] = o;
+                }
+            }
+        }
+        best
+    }
+
+    fn norm(&self) -> f64 {
+        let d = self.net.d;
+        self.net.w.chunks(d).map(|c| blas1::nrm2_sq(c).sqrt()).sum::<f64>() / (self.net.k as f64 * (d as f64).sqrt())
+    }
+
+    fn skip(&self) -> f64 {
+        self.net.c
+    }
+
+    fn is_finite(&self) -> bool {
+        self.net.c.is_finite() && self.net.w.iter().chain(&self.net.v).all(|x| x.to_f64().is_finite())
+    }
+
+    fn evaluate(&mut self, n_eval: usize) -> EvalLosses {
+        let d = self.net.d;
+        let seed = crate::rng::mix64(self.eval_seed ^ crate::rng::mix64(self.evals_done));
+        self.evals_done += 1;
+        let mut latent = ScalarRng::from_seed(seed);
+        let mut normals = NormalRng::from_seed(crate::rng::mix64(seed));
+        let mut sc = TwoLayerScratch::new(d, self.net.k, 1);
+        let (mut x, mut xg, mut xi, mut xt) = (vec![T::default(); d], vec![T::default(); d], vec![T::default(); d], vec![T::default(); d]);
+        let mut acc = EvalAccumulator::default();
+        for _ in 0..n_eval {
+            self.model.sample_into(&mut latent, &mut normals, &mut x);
+            self.surrogate.sample_into(&mut normals, &mut xg);
+            normals.fill(&mut xi);
+            let loss_of = |clean: &[T], xt: &mut [T], sc: &mut TwoLayerScratch<T>| {
+                let mut total = 0.0;
+                for &a in &self.a_values {
+                    let s = (1.0 - a * a).sqrt();
+                    for i in 0..d {
+                        xt[i] = T::from_f64(a) * clean[i] + T::from_f64(s) * xi[i];
+                    }
+                    total += self.net.loss(clean, xt, sc);
+                }
+                total / self.a_values.len() as f64
+            };
+            let ld = loss_of(&x, &mut xt, &mut sc);
+            let ls = loss_of(&xg, &mut xt, &mut sc);
+            acc.push(ld, ls);
+        }
+        acc.finish()
+    }
+}
