@@ -3,6 +3,7 @@
 //! Data moves one way: `config` → [`model`] (sampler) → [`net`] (denoiser) → `train` (trainer) →
 //! `observe` (observer) → `store` → `study` → `report`.
 
+pub mod cli;
 pub mod config;
 pub mod grid;
 pub mod model;
@@ -10,6 +11,7 @@ pub mod observe;
 pub mod net;
 pub mod rng;
 pub mod store;
+pub mod study;
 pub mod train;
 
 pub use diffexp_kernels as kernels;

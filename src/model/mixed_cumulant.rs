@@ -192,6 +192,23 @@ impl<T: Real> MixedCumulantModel<T> {
         blas1::axpy(sh.c_v - self.c_s * vz, &s.v, x);
     }
 
+    /// One model sample into `x` and one surrogate sample into `xg` built from the same bulk normals z
+    /// (common random numbers: their loss difference then has no O(d) bulk fluctuation).
+    pub fn sample_with_surrogate(
+        &self,
+        surrogate: &GaussianSurrogate<T>,
+        latent: &mut ScalarRng,
+        normals: &mut NormalRng,
+        x: &mut [T],
+        xg: &mut [T],
+    ) {
+        let sh = self.draw_shift(latent);
+        normals.fill(x);
+        xg.copy_from_slice(x);
+        self.apply_shift(&sh, x);
+        surrogate.apply_to_bulk(xg);
+    }
+
     /// E x = β_m m.
     pub fn mean(&self) -> Vec<f64> {
         self.spikes.m.iter().map(|&x| self.params.beta_m * x.to_f64()).collect()
@@ -277,6 +294,11 @@ impl<T: Real> GaussianSurrogate<T> {
     /// Writes one surrogate sample into `x`: x_G = β_m m + z + E₂(L₂g − g), g = E₂ᵀz.
     pub fn sample_into(&self, normals: &mut NormalRng, x: &mut [T]) {
         normals.fill(x);
+        self.apply_to_bulk(x);
+    }
+
+    /// Turns bulk normals z (in `x`) into the surrogate sample built from them.
+    pub fn apply_to_bulk(&self, x: &mut [T]) {
         let g = [blas1::dot(&self.e[0], x), blas1::dot(&self.e[1], x)];
         let l = &self.l_minus_i;
         let c0 = l[0][0] * g[0];

@@ -260,8 +260,8 @@ impl<T: Real> Learner for SingleDirectionLearner<T> {
         let mut acc = EvalAccumulator::default();
         let wn = self.scale;
         for _ in 0..n_eval {
-            self.model.sample_into(&mut latent, &mut normals, &mut x);
-            self.surrogate.sample_into(&mut normals, &mut xg);
+            // Common random numbers: the data and surrogate samples share their bulk z and the noise ξ.
+            self.model.sample_with_surrogate(&self.surrogate, &mut latent, &mut normals, &mut x, &mut xg);
             normals.fill(&mut xi);
             let (wxi, xixi) = (blas1::dot(&self.w_raw, &xi) * wn, blas1::nrm2_sq(&xi));
             let pair_loss = |v: &[T]| {

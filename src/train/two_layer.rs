@@ -175,8 +175,8 @@ impl<T: TwoLayerReal> Learner for TwoLayerLearner<T> {
         let (mut x, mut xg, mut xi, mut xt) = (vec![T::default(); d], vec![T::default(); d], vec![T::default(); d], vec![T::default(); d]);
         let mut acc = EvalAccumulator::default();
         for _ in 0..n_eval {
-            self.model.sample_into(&mut latent, &mut normals, &mut x);
-            self.surrogate.sample_into(&mut normals, &mut xg);
+            // Common random numbers: data and surrogate share their bulk z and the noise ξ.
+            self.model.sample_with_surrogate(&self.surrogate, &mut latent, &mut normals, &mut x, &mut xg);
             normals.fill(&mut xi);
             let loss_of = |clean: &[T], xt: &mut [T], sc: &mut TwoLayerScratch<T>| {
                 let mut total = 0.0;

@@ -1,0 +1,317 @@
+//! The `diffexp` command line.
+
+use crate::config::{Config, ConfigError};
+use crate::study::{self, DIRECTION_NAMES, StudySummary, WalkerResult};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The built-in default study (README's main job).
+pub const DEFAULT_STUDY: &str = include_str!("../../data/configs/default_study.toml");
+
+#[derive(Parser, Debug)]
+#[command(name = "diffexp", version, about = "How diffusion denoisers learn data statistics, from easy to hard")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train walkers at one d; print a summary and the median overlap trajectory.
+    Run(RunArgs),
+    /// Grid over d × walkers → recovery times → fitted exponents. Without CONFIG, runs the built-in
+    /// default study (covariance spike, d = 128…2048, 64 walkers).
+    Study(StudyArgs),
+    /// The diffusion information exponent k* of every configured direction (SPEC §2.9).
+    Exponent(ExponentArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CommonArgs {
+    /// TOML config (see README "Config reference"); omitted: the built-in default.
+    pub config: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads (default: config `experiment.threads`, 0 = all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Override `experiment.seed`.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override `train.walkers`.
+    #[arg(long)]
+    pub walkers: Option<usize>,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Override `experiment.d`.
+    #[arg(long)]
+    pub d: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct StudyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Output directory (default: out/<experiment.name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override `study.dims` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub dims: Option<Vec<usize>>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExponentArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Exit code for bad input (config errors).
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+fn load_config(c: &CommonArgs) -> Result<Config, ConfigError> {
+    let mut cfg = match &c.config {
+        Some(p) => Config::from_path(p)?,
+        None => Config::from_toml(DEFAULT_STUDY)?,
+    };
+    if let Some(t) = c.threads {
+        cfg.experiment.threads = t;
+    }
+    if let Some(s) = c.seed {
+        cfg.experiment.seed = s;
+    }
+    if let Some(w) = c.walkers {
+        cfg.train.walkers = w;
+    }
+    cfg.validate()?;
+    study::check_supported(&cfg)?;
+    Ok(cfg)
+}
+
+fn thread_pool(n: usize) -> Result<rayon::ThreadPool> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if n > 0 {
+        b = b.num_threads(n);
+    }
+    Ok(b.build()?)
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main_with(cli: Cli) -> i32 {
+    let res = match cli.command {
+        Command::Run(a) => cmd_run(a),
+        Command::Study(a) => cmd_study(a),
+        Command::Exponent(a) => cmd_exponent(a),
+    };
+    match res {
+        Ok(()) => 0,
+        Err(e) => {
+            if let Some(ce) = e.downcast_ref::<ConfigError>() {
+                eprintln!("error: {ce}");
+                EXIT_BAD_INPUT
+            } else {
+                eprintln!("error: {e:#}");
+                1
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+fn cmd_run(a: RunArgs) -> Result<()> {
+    let mut cfg = load_config(&a.common)?;
+    if let Some(d) = a.d {
+        cfg.experiment.d = d;
+    }
+    cfg.validate()?;
+    let d = cfg.experiment.d;
+    let pool = thread_pool(cfg.experiment.threads)?;
+    let t0 = Instant::now();
+    let results: Vec<WalkerResult> = pool.install(|| study::run_jobs(&cfg, &[d], true, &|_| {}));
+    let wall = t0.elapsed().as_secs_f64();
+    let steps: u64 = results.iter().map(|r| r.outcome.steps).sum();
+    let dirs = cfg.directions();
+    let final_overlaps: Vec<[f64; 3]> = results.iter().map(|r| r.records.last().map(|x| x.overlaps).unwrap_or([f64::NAN; 3])).collect();
+    let rec_samples = study::recovery_samples(&cfg, &[d], &results, 0);
+    let _ = rec_samples;
+    let recovery: Vec<serde_json::Value> = dirs
+        .iter()
+        .map(|&i| {
+            let s = &study::recovery_samples(&cfg, &[d], &results, i)[0];
+            json!({"direction": DIRECTION_NAMES[i], "success_fraction": s.success_fraction(), "median_samples": s.quantile(0.5), "times": s.times})
+        })
+        .collect();
+    if a.common.json {
+        let out = json!({
+            "command": "run",
+            "d": d,
+            "walkers": cfg.train.walkers,
+            "steps": steps / cfg.train.walkers as u64,
+            "samples_per_walker": steps / cfg.train.walkers as u64 * cfg.train.batch as u64,
+            "wall_seconds": wall,
+            "steps_per_second": steps as f64 / wall,
+            "final_overlaps": final_overlaps.iter().map(|o| json!({"m": o[0], "u": o[1], "v": o[2]})).collect::<Vec<_>>(),
+            "median_abs_final_overlaps": {
+                "m": median(final_overlaps.iter().map(|o| o[0].abs()).collect()),
+                "u": median(final_overlaps.iter().map(|o| o[1].abs()).collect()),
+                "v": median(final_overlaps.iter().map(|o| o[2].abs()).collect()),
+            },
+            "recovery": recovery,
+            "diverged": results.iter().filter_map(|r| r.outcome.diverged.clone()).collect::<Vec<_>>(),
+            "config": cfg,
+        });
+        println!("{}", serde_json::to_string(&out)?);
+        return Ok(());
+    }
+    println!(
+        "diffexp run: d = {d}, {} walkers × {} steps (B = {}), {:.2} s, {:.3e} walker-steps/s",
+        cfg.train.walkers,
+        steps / cfg.train.walkers as u64,
+        cfg.train.batch,
+        wall,
+        steps as f64 / wall
+    );
+    println!();
+    println!("median |overlap| over walkers at record points:");
+    print!("{:>12}", "samples");
+    for &i in &dirs {
+        print!("  {:>8}", format!("|α_{}|", DIRECTION_NAMES[i]));
+    }
+    if cfg.observe.eval {
+        print!("  {:>10}  {:>10}", "L_data", "ΔL");
+    }
+    println!();
+    let nrec = results.iter().map(|r| r.records.len()).min().unwrap_or(0);
+    for k in 0..nrec {
+        print!("{:>12}", results[0].records[k].samples);
+        for &i in &dirs {
+            print!("  {:>8.4}", median(results.iter().map(|r| r.records[k].overlaps[i].abs()).collect()));
+        }
+        if cfg.observe.eval {
+            let ev: Vec<_> = results.iter().filter_map(|r| r.records[k].eval).collect();
+            print!("  {:>10.3}  {:>10.4}", median(ev.iter().map(|e| e.data).collect()), median(ev.iter().map(|e| e.gap).collect()));
+        }
+        println!();
+    }
+    println!();
+    for r in &recovery {
+        println!(
+            "recovery of {}: success fraction {:.3}, median n* = {}",
+            r["direction"].as_str().unwrap_or("?"),
+            r["success_fraction"].as_f64().unwrap_or(f64::NAN),
+            r["median_samples"].as_f64().map(|v| format!("{v:.0} samples")).unwrap_or_else(|| "> budget".into())
+        );
+    }
+    for r in &results {
+        if let Some(m) = &r.outcome.diverged {
+            println!("walker {} diverged: {m}", r.walker);
+        }
+    }
+    Ok(())
+}
+
+fn fmt_opt(v: Option<f64>, prec: usize) -> String {
+    v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "—".into())
+}
+
+/// Prints the exponents table of a study.
+pub fn print_study(s: &StudySummary) {
+    println!("fitted exponents (n̂* = {}-quantile of samples to |α| ≥ θ; 95 % bootstrap CIs)", s.quantile);
+    println!(
+        "{:>9}  {:>22}  {:>26}",
+        "direction", "slope  [CI]", "log-corrected  [CI]"
+    );
+    for e in &s.exponents {
+        println!(
+            "{:>9}  {:>6} [{}, {}]  {:>10} [{}, {}]",
+            e.direction,
+            fmt_opt(e.slope, 3),
+            fmt_opt(e.ci_low, 3),
+            fmt_opt(e.ci_high, 3),
+            fmt_opt(e.log_corrected_slope, 3),
+            fmt_opt(e.log_corrected_ci_low, 3),
+            fmt_opt(e.log_corrected_ci_high, 3)
+        );
+    }
+    println!();
+    for e in &s.exponents {
+        println!("direction {} (θ = {}):", e.direction, e.threshold);
+        println!("{:>8}  {:>12}  {:>8}  {:>12}  {:>10}", "d", "budget", "f_d", "n̂*", "n̂*/(d ln d)");
+        for (i, &d) in e.dims.iter().enumerate() {
+            let df = d as f64;
+            println!(
+                "{:>8}  {:>12}  {:>8.3}  {:>12}  {:>10}",
+                d,
+                s.budgets[i],
+                e.success_fraction[i],
+                e.medians[i].map(|m| format!("{m:.0}")).unwrap_or_else(|| format!("> {}", s.budgets[i])),
+                fmt_opt(e.medians[i].map(|m| m / (df * df.ln())), 3)
+            );
+        }
+    }
+    for m in &s.diverged {
+        println!("diverged: {m}");
+    }
+}
+
+fn cmd_study(a: StudyArgs) -> Result<()> {
+    let mut cfg = load_config(&a.common)?;
+    if let Some(d) = a.dims {
+        cfg.study.dims = d;
+        cfg.validate()?;
+    }
+    let dims = cfg.study.dims.clone();
+    let out = a.out.clone().unwrap_or_else(|| Path::new("out").join(&cfg.experiment.name));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating output directory {}", out.display()))?;
+    let pool = thread_pool(cfg.experiment.threads)?;
+    let total = dims.len() * cfg.train.walkers;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let quiet = a.common.quiet || a.common.json;
+    let t0 = Instant::now();
+    let progress = |n: usize| {
+        let k = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        if !quiet && (k % (total / 20).max(1) == 0 || k == total) {
+            eprintln!("  {k}/{total} walkers done ({:.1} s)", t0.elapsed().as_secs_f64());
+        }
+    };
+    if !quiet {
+        eprintln!("diffexp study `{}`: d ∈ {:?}, {} walkers per d", cfg.experiment.name, dims, cfg.train.walkers);
+    }
+    let results = pool.install(|| study::run_jobs(&cfg, &dims, false, &progress));
+    let wall = t0.elapsed().as_secs_f64();
+    let summary = study::summarise(&cfg, &dims, &results);
+    let summary_path = out.join("summary.json");
+    let value = json!({"command": "study", "wall_seconds": wall, "config": cfg, "summary": summary, "exponents": summary.exponents});
+    std::fs::write(&summary_path, serde_json::to_string_pretty(&value)?)?;
+    if a.common.json {
+        println!("{}", serde_json::to_string(&value)?);
+    } else {
+        print_study(&summary);
+        println!("\nwall time {wall:.1} s; results in {}", out.display());
+    }
+    Ok(())
+}
+
+fn cmd_exponent(a: ExponentArgs) -> Result<()> {
+    let _cfg = load_config(&a.common)?;
+    anyhow::bail!("`diffexp exponent` is not available in this build yet")
+}
