@@ -62,7 +62,7 @@ impl StreamId {
 
 /// A scalar stream: uniforms and normals one at a time (latents, signs, initial draws of small
 /// vectors). d-length normal fills use `diffexp_kernels::NormalRng` instead.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScalarRng {
     inner: Xoshiro256PlusPlus,
     /// Second variate of the last Box–Muller pair.

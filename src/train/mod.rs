@@ -8,6 +8,23 @@ pub mod single;
 pub mod two_layer;
 
 use crate::observe::{EvalLosses, Observer, Record, RecoveryTracker};
+use crate::rng::ScalarRng;
+use serde::{Deserialize, Serialize};
+
+/// Everything a walker needs to continue bit-identically: weights (as f64, exact for f32 too),
+/// optimiser scalars and random-stream states. Plain data, so it can be written to disk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LearnerState {
+    /// Weight vectors/matrices, flattened.
+    pub weights: Vec<Vec<f64>>,
+    /// Learner-specific scalars (skip coefficient, lazy-normalisation scale, overlaps, …).
+    pub scalars: Vec<f64>,
+    /// `diffexp_kernels::NormalRng` state.
+    pub normals: Vec<u64>,
+    pub latent: ScalarRng,
+    /// Evaluations done so far (the evaluation stream of record k is derived from k).
+    pub evals_done: u64,
+}
 
 /// One walker of some denoiser on some data model.
 pub trait Learner {
@@ -20,6 +37,26 @@ pub trait Learner {
     fn is_finite(&self) -> bool;
     /// Test losses on `n_eval` fresh data and surrogate samples with common noise.
     fn evaluate(&mut self, n_eval: usize) -> EvalLosses;
+    /// The resumable state.
+    fn state(&self) -> LearnerState;
+    /// Restores a state saved by [`Learner::state`] on a learner built from the same config.
+    fn restore(&mut self, state: &LearnerState) -> Result<(), String>;
+}
+
+/// Converts a weight vector to f64 for a [`LearnerState`].
+pub fn weights_to_f64<T: diffexp_kernels::Real>(w: &[T]) -> Vec<f64> {
+    w.iter().map(|x| x.to_f64()).collect()
+}
+
+/// Copies saved f64 weights back, checking the length.
+pub fn weights_from_f64<T: diffexp_kernels::Real>(dst: &mut [T], src: &[f64], what: &str) -> Result<(), String> {
+    if dst.len() != src.len() {
+        return Err(format!("checkpoint {what} has {} entries, expected {}", src.len(), dst.len()));
+    }
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = T::from_f64(s);
+    }
+    Ok(())
 }
 
 /// How [`run_walker`] runs.

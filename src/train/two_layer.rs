@@ -1,7 +1,7 @@
 //! Online SGD for the K-unit two-layer denoisers (SPEC §2.5 (ii), (iii)): learning rate η_W = d·η on
 //! W (and V), η_W/d² on c; optionally spherical (every column kept at norm √d).
 
-use super::Learner;
+use super::{Learner, LearnerState, weights_from_f64, weights_to_f64};
 use super::single::EvalAccumulator;
 use crate::model::{GaussianSurrogate, MixedCumulantModel};
 use crate::net::two_layer::{TwoLayer, TwoLayerGradient, TwoLayerReal, TwoLayerScratch, Tying};
@@ -163,6 +163,29 @@ impl<T: TwoLayerReal> Learner for TwoLayerLearner<T> {
 
     fn is_finite(&self) -> bool {
         self.net.c.is_finite() && self.net.w.iter().chain(&self.net.v).all(|x| x.to_f64().is_finite())
+    }
+
+    fn state(&self) -> LearnerState {
+        LearnerState {
+            weights: vec![weights_to_f64(&self.net.w), weights_to_f64(&self.net.v)],
+            scalars: vec![self.net.c],
+            normals: self.normals.state(),
+            latent: self.latent.clone(),
+            evals_done: self.evals_done,
+        }
+    }
+
+    fn restore(&mut self, st: &LearnerState) -> Result<(), String> {
+        if st.weights.len() != 2 || st.scalars.len() != 1 {
+            return Err("checkpoint is not a two-layer walker's".into());
+        }
+        weights_from_f64(&mut self.net.w, &st.weights[0], "W")?;
+        weights_from_f64(&mut self.net.v, &st.weights[1], "V")?;
+        self.net.c = st.scalars[0];
+        self.normals = NormalRng::from_state(&st.normals)?;
+        self.latent = st.latent.clone();
+        self.evals_done = st.evals_done;
+        Ok(())
     }
 
     fn evaluate(&mut self, n_eval: usize) -> EvalLosses {
