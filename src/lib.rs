@@ -42,6 +42,7 @@
 //! assert!(summary.exponents[0].success_fraction.iter().all(|&f| f > 0.5));
 //! ```
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod grid;

@@ -24,4 +24,9 @@ mod real;
 mod rng;
 
 pub use real::Real;
+
+/// The SIMD level the kernels dispatch to on this machine (for reports).
+pub fn simd_level() -> &'static str {
+    "scalar (reference)"
+}
 pub use rng::NormalRng;

@@ -27,6 +27,22 @@ pub enum Command {
     Study(StudyArgs),
     /// The diffusion information exponent k* of every configured direction (SPEC §2.9).
     Exponent(ExponentArgs),
+    /// Speed figures: ns per normal, ns per step at each d and its ratio to the step's 2d normals,
+    /// steps/s on 1 and 2 threads, the K = 8 / B = 64 step against faer's matmul time.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Dimensions of the step timings (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    pub dims: Vec<usize>,
+    /// Minimum seconds per measurement.
+    #[arg(long, default_value_t = 1.0)]
+    pub secs: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +129,7 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Run(a) => cmd_run(a),
         Command::Study(a) => cmd_study(a),
         Command::Exponent(a) => cmd_exponent(a),
+        Command::Bench(a) => cmd_bench(a),
     };
     match res {
         Ok(()) => 0,
@@ -314,4 +331,20 @@ fn cmd_study(a: StudyArgs) -> Result<()> {
 fn cmd_exponent(a: ExponentArgs) -> Result<()> {
     let _cfg = load_config(&a.common)?;
     anyhow::bail!("`diffexp exponent` is not available in this build yet")
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    if a.dims.iter().any(|&d| d < 3) {
+        return Err(ConfigError { field: "--dims".into(), value: format!("{:?}", a.dims), allowed: "every d ≥ 3".into() }.into());
+    }
+    if !(a.secs > 0.0 && a.secs.is_finite()) {
+        return Err(ConfigError { field: "--secs".into(), value: a.secs.to_string(), allowed: "> 0".into() }.into());
+    }
+    let r = crate::bench::run(&a.dims, a.secs);
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("{r}");
+    }
+    Ok(())
 }

@@ -1,0 +1,209 @@
+//! `diffexp bench`: the engine's speed figures from one run, each stated against a baseline
+//! measured in the same run (these machines are noisy, so ratios travel better than seconds).
+
+use crate::config::Config;
+use crate::model::{GaussianSurrogate, McmParams, MixedCumulantModel, Spikes};
+use crate::net::two_layer::Tying;
+use crate::net::{Activation, SingleDirection};
+use crate::rng::ScalarRng;
+use crate::train::Learner;
+use crate::train::single::{SingleDirectionLearner, SingleDirectionSetup};
+use crate::train::two_layer::{TwoLayerLearner, TwoLayerSetup};
+use diffexp_kernels::NormalRng;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par};
+use serde::Serialize;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Per-d timing of the single-direction pSGD step.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepTiming {
+    pub d: usize,
+    pub ns_per_step: f64,
+    /// Time to draw the step's 2d normals with the same generator.
+    pub ns_per_2d_normals: f64,
+    /// ns_per_step / ns_per_2d_normals.
+    pub ratio_to_normals: f64,
+}
+
+/// The bench report.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub simd: String,
+    pub ns_per_normal_f32: f64,
+    pub ns_per_normal_f64: f64,
+    pub steps: Vec<StepTiming>,
+    /// Multi-walker walker-steps/s at `threads_d` with 1 and 2 threads.
+    pub threads_d: usize,
+    pub steps_per_second_1_thread: f64,
+    pub steps_per_second_2_threads: f64,
+    pub thread_speedup: f64,
+    /// K = 8 tied denoiser, B = 64, d = 1e4: step time vs the step's matrix products run alone in faer.
+    pub k8_b64_ns_per_step: f64,
+    pub k8_b64_faer_matmul_ns: f64,
+    pub k8_b64_ratio: f64,
+}
+
+/// Repeats `f` until `min_secs` have passed; returns seconds per call.
+fn time_per_call(min_secs: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut n = 1u64;
+    loop {
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        let el = t.elapsed().as_secs_f64();
+        if el >= min_secs {
+            return el / n as f64;
+        }
+        n = (n * 2).max((n as f64 * min_secs / el.max(1e-9)) as u64 + 1);
+    }
+}
+
+fn model(d: usize) -> (Arc<MixedCumulantModel<f32>>, Arc<GaussianSurrogate<f32>>) {
+    let cfg = Config::default();
+    let params: McmParams = cfg.model.params();
+    let m = MixedCumulantModel::new(params, Spikes::<f32>::draw(d, Default::default(), &mut ScalarRng::from_seed(1)));
+    let s = m.surrogate();
+    (Arc::new(m), Arc::new(s))
+}
+
+fn single_learner(d: usize, walker: u64) -> SingleDirectionLearner<f32> {
+    let (m, s) = model(d);
+    SingleDirectionLearner::new(
+        m,
+        s,
+        SingleDirectionSetup {
+            net: SingleDirection { activation: Activation::Tanh, b: 1.0 },
+            a_values: vec![0.5f64.sqrt()],
+            level_sum: false,
+            eta: 0.2 / d as f64,
+            eta_b: 0.0,
+            train_b: false,
+            batch: 1,
+            init_seed: 10 + walker,
+            data_seed: 1000 + walker,
+            latent_seed: 2000 + walker,
+            eval_seed: 0,
+        },
+    )
+}
+
+/// Runs every measurement; `secs` is the minimum time per measurement.
+pub fn run(dims: &[usize], secs: f64) -> BenchReport {
+    let mut rng = NormalRng::from_seed(3);
+    let mut buf32 = vec![0.0f32; 1 << 16];
+    let mut buf64 = vec![0.0f64; 1 << 16];
+    let ns_per_normal_f32 = time_per_call(secs, || rng.fill(black_box(&mut buf32))) * 1e9 / buf32.len() as f64;
+    let ns_per_normal_f64 = time_per_call(secs, || rng.fill(black_box(&mut buf64))) * 1e9 / buf64.len() as f64;
+    let steps = dims
+        .iter()
+        .map(|&d| {
+            let mut l = single_learner(d, 0);
+            let ns_step = time_per_call(secs, || {
+                black_box(l.step());
+            }) * 1e9;
+            let mut two = vec![0.0f32; 2 * d];
+            let ns_norm = time_per_call(secs, || rng.fill(black_box(&mut two))) * 1e9;
+            StepTiming { d, ns_per_step: ns_step, ns_per_2d_normals: ns_norm, ratio_to_normals: ns_step / ns_norm }
+        })
+        .collect();
+    // Threads: 4 walkers at d = 1e4, a fixed number of steps each, in pools of 1 and 2 threads.
+    let threads_d = 10_000;
+    let walkers = 4;
+    let steps_each = ((secs * 2e5) as u64).max(2000);
+    let sps = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut ls: Vec<_> = (0..walkers).map(|w| single_learner(threads_d, w)).collect();
+        let t = Instant::now();
+        pool.install(|| {
+            use rayon::prelude::*;
+            ls.par_iter_mut().for_each(|l| {
+                for _ in 0..steps_each {
+                    black_box(l.step());
+                }
+            })
+        });
+        (walkers as u64 * steps_each) as f64 / t.elapsed().as_secs_f64()
+    };
+    let s1 = sps(1);
+    let s2 = sps(2);
+    // K = 8 tied, B = 64, d = 1e4.
+    let (d, k, b) = (10_000usize, 8usize, 64usize);
+    let (m, s) = model(d);
+    let mut tl = TwoLayerLearner::<f32>::new(
+        m,
+        s,
+        TwoLayerSetup {
+            net: Activation::Tanh,
+            tying: Tying::Tied,
+            units: k,
+            c0: 0.7,
+            a_values: vec![0.5f64.sqrt()],
+            eta: 0.01 / d as f64,
+            spherical: false,
+            batch: b,
+            init_seed: 1,
+            data_seed: 2,
+            latent_seed: 3,
+            eval_seed: 4,
+        },
+    );
+    let k8 = time_per_call(secs, || {
+        black_box(tl.step());
+    }) * 1e9;
+    // The same step's products alone: WᵀX (K×B), W·Σ (d×B), WᵀE (K×B), E·Σᵀ and X·χᵀ (d×K).
+    let w = Mat::<f32>::from_fn(d, k, |i, j| ((i * 7 + j) % 13) as f32 * 0.01);
+    let x = Mat::<f32>::from_fn(d, b, |i, j| ((i * 3 + j) % 11) as f32 * 0.01);
+    let mut kb = Mat::<f32>::zeros(k, b);
+    let mut db = Mat::<f32>::zeros(d, b);
+    let mut dk = Mat::<f32>::zeros(d, k);
+    let mm = time_per_call(secs, || {
+        matmul(kb.as_mut(), Accum::Replace, w.transpose(), x.as_ref(), 1.0, Par::Seq);
+        matmul(db.as_mut(), Accum::Replace, w.as_ref(), kb.as_ref(), 1.0, Par::Seq);
+        matmul(kb.as_mut(), Accum::Replace, w.transpose(), db.as_ref(), 1.0, Par::Seq);
+        matmul(dk.as_mut(), Accum::Replace, db.as_ref(), kb.transpose(), 1.0, Par::Seq);
+        matmul(dk.as_mut(), Accum::Add, x.as_ref(), kb.transpose(), 1.0, Par::Seq);
+        black_box(&dk);
+    }) * 1e9;
+    BenchReport {
+        simd: diffexp_kernels::simd_level().to_string(),
+        ns_per_normal_f32,
+        ns_per_normal_f64,
+        steps,
+        threads_d,
+        steps_per_second_1_thread: s1,
+        steps_per_second_2_threads: s2,
+        thread_speedup: s2 / s1,
+        k8_b64_ns_per_step: k8,
+        k8_b64_faer_matmul_ns: mm,
+        k8_b64_ratio: k8 / mm,
+    }
+}
+
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "SIMD level: {}", self.simd)?;
+        writeln!(f, "normals: {:.3} ns each (f32), {:.3} ns (f64)", self.ns_per_normal_f32, self.ns_per_normal_f64)?;
+        writeln!(f, "single-direction pSGD step (3 spikes, fresh d-dim sample and noise), f32:")?;
+        writeln!(f, "{:>9}  {:>12}  {:>16}  {:>10}", "d", "ns/step", "ns/(2d normals)", "ratio")?;
+        for s in &self.steps {
+            writeln!(f, "{:>9}  {:>12.0}  {:>16.0}  {:>10.3}", s.d, s.ns_per_step, s.ns_per_2d_normals, s.ratio_to_normals)?;
+        }
+        writeln!(
+            f,
+            "4 walkers at d = {}: {:.0} steps/s on 1 thread, {:.0} on 2 threads (speed-up {:.2}×)",
+            self.threads_d, self.steps_per_second_1_thread, self.steps_per_second_2_threads, self.thread_speedup
+        )?;
+        write!(
+            f,
+            "K = 8 tied, B = 64, d = 1e4: {:.0} µs/step vs {:.0} µs for its products alone in faer (ratio {:.2})",
+            self.k8_b64_ns_per_step / 1e3,
+            self.k8_b64_faer_matmul_ns / 1e3,
+            self.k8_b64_ratio
+        )
+    }
+}
