@@ -7,5 +7,6 @@ pub mod model;
 pub mod net;
 pub mod rng;
 pub mod store;
+pub mod theory;
 
 pub use diffexp_kernels as kernels;
