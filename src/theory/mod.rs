@@ -3,6 +3,8 @@
 // Loops over Hermite orders k index several arrays at once, as the formulas do.
 #![allow(clippy::needless_range_loop)]
 
+pub mod drift;
+pub mod exponent;
 pub mod hermite;
 pub mod latents;
 pub mod population;

@@ -51,18 +51,29 @@ impl DenoiserProfile {
         }
     }
 
+    /// Visits the nodes (h, w) of a rule for E f(h), h = μ + τ g, g ~ N(0, 1), with the g-axis split
+    /// where h crosses a kink of σ.
+    #[inline]
+    pub fn for_each_gaussian_node(&self, mu: f64, tau: f64, mut visit: impl FnMut(f64, f64)) {
+        if tau == 0.0 {
+            visit(mu, 1.0);
+        } else if self.act.is_nonsmooth() {
+            // ReLU's kink at h = 0.
+            self.line
+                .for_each_split_node(&[-mu / tau], |g, w| visit(mu + tau * g, w));
+        } else {
+            for (g, w) in self.gh.iter() {
+                visit(mu + tau * g, w);
+            }
+        }
+    }
+
     /// E f(μ + τ g), g ~ N(0, 1), with the g-axis split where μ + τ g crosses a kink of σ.
     #[inline]
     pub fn gaussian_expect(&self, mu: f64, tau: f64, mut f: impl FnMut(f64) -> f64) -> f64 {
-        if tau == 0.0 {
-            return f(mu);
-        }
-        if self.act.is_nonsmooth() {
-            // ReLU's kink at h = 0.
-            self.line.integrate_split(&[-mu / tau], |g| f(mu + tau * g))
-        } else {
-            self.gh.integrate(|g| f(mu + tau * g))
-        }
+        let mut acc = 0.0;
+        self.for_each_gaussian_node(mu, tau, |h, w| acc += w * f(h));
+        acc
     }
 
     /// The loss integrand F(h, r) = b σ(h)(a h − r) + ½ b² σ(h)².
@@ -81,6 +92,39 @@ impl DenoiserProfile {
     pub fn psi_derivative(&self, r: f64) -> f64 {
         let (a, b) = (self.a, self.b);
         self.gaussian_expect(a * r, self.s, |h| {
+            let (sg, dsg) = self.act.value_and_derivative(h);
+            a * (b * dsg * (a * h - r) + a * b * sg + b * b * sg * dsg) - b * sg
+        })
+    }
+
+    /// E_{r ~ N(m, v), ζ}[f(a r + s ζ, r)] for f affine in r, collapsed exactly to one integral:
+    /// h = a r + sζ ~ N(am, τ²), τ² = a²v + s², and r enters only through
+    /// E[r | h] = m + (a v/τ²)(h − am). Calls `f(h, E[r | h])`.
+    #[inline]
+    pub fn collapsed_expect(
+        &self,
+        mean_r: f64,
+        var_r: f64,
+        mut f: impl FnMut(f64, f64) -> f64,
+    ) -> f64 {
+        let a = self.a;
+        let tau2 = a * a * var_r + self.s * self.s;
+        let kappa = a * var_r / tau2;
+        let mh = a * mean_r;
+        self.gaussian_expect(mh, tau2.sqrt(), |h| f(h, mean_r + kappa * (h - mh)))
+    }
+
+    /// E_{r ~ N(m, v)} Ψ(r).
+    #[inline]
+    pub fn expected_psi_gaussian(&self, mean_r: f64, var_r: f64) -> f64 {
+        self.collapsed_expect(mean_r, var_r, |h, r| self.integrand(h, r))
+    }
+
+    /// E_{r ~ N(m, v)} Ψ'(r) (the integrand of Ψ' is affine in r as well).
+    #[inline]
+    pub fn expected_psi_derivative_gaussian(&self, mean_r: f64, var_r: f64) -> f64 {
+        let (a, b) = (self.a, self.b);
+        self.collapsed_expect(mean_r, var_r, |h, r| {
             let (sg, dsg) = self.act.value_and_derivative(h);
             a * (b * dsg * (a * h - r) + a * b * sg + b * b * sg * dsg) - b * sg
         })
@@ -137,7 +181,7 @@ mod tests {
 
     #[test]
     fn relu_profile_matches_closed_form_and_derivative_matches_differences() {
-        for a in [0.5, 0.7071, 0.9] {
+        for a in [0.5, 0.72, 0.9] {
             let prof = DenoiserProfile::new(Activation::Relu, a, 1.3);
             for r in [-3.0, -0.4, 0.0, 0.25, 2.0] {
                 let exact = relu_psi_closed_form(a, 1.3, r);
@@ -244,6 +288,26 @@ mod tests {
             "regression mismatches:\n{}",
             failures.join("\n")
         );
+    }
+
+    #[test]
+    fn collapsed_gaussian_expectations_equal_nested_ones() {
+        let gh = GaussRule::hermite(80);
+        for act in [Activation::Tanh, Activation::Relu] {
+            let prof = DenoiserProfile::new(act, 0.75, 1.2);
+            for (m, v) in [(0.3, 1.0f64), (-1.1, 0.4), (0.0, 2.5)] {
+                let nested = gh.integrate(|z| prof.psi(m + v.sqrt() * z));
+                assert!(
+                    (prof.expected_psi_gaussian(m, v) - nested).abs() < 1e-12,
+                    "{act} ({m},{v})"
+                );
+                let nested_d = gh.integrate(|z| prof.psi_derivative(m + v.sqrt() * z));
+                assert!(
+                    (prof.expected_psi_derivative_gaussian(m, v) - nested_d).abs() < 1e-12,
+                    "{act} ({m},{v})"
+                );
+            }
+        }
     }
 
     #[test]

@@ -399,15 +399,26 @@ impl GaussianLine {
 
     /// Visits the nodes of the split rule of [`Self::integrate_split`].
     pub fn for_each_split_node(&self, breakpoints: &[f64], mut visit: impl FnMut(f64, f64)) {
-        let mut bps: Vec<f64> = breakpoints
-            .iter()
-            .copied()
-            .filter(|x| x.is_finite())
-            .collect();
+        // A few breakpoints at most: sort on the stack (this runs inside integrand loops).
+        let mut buf = [0.0f64; 8];
+        let mut heap = Vec::new();
+        let bps: &mut [f64] = if breakpoints.len() <= buf.len() {
+            let mut n = 0;
+            for &x in breakpoints.iter().filter(|x| x.is_finite()) {
+                buf[n] = x;
+                n += 1;
+            }
+            &mut buf[..n]
+        } else {
+            heap.extend(breakpoints.iter().copied().filter(|x| x.is_finite()));
+            &mut heap[..]
+        };
         bps.sort_by(f64::total_cmp);
-        bps.dedup();
         let mut lo = f64::NEG_INFINITY;
-        for &b in &bps {
+        for &b in bps.iter() {
+            if b == lo {
+                continue;
+            }
             self.for_each_node(lo, b, &mut visit);
             lo = b;
         }
