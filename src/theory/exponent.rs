@@ -29,6 +29,12 @@ pub const K_MAX: usize = 8;
 pub const REL_TOL: f64 = 1e-10;
 /// Truncation order of the conditional drive's Hermite series.
 pub const DRIVE_SERIES_ORDER: usize = 12;
+/// ᾱ at which the report evaluates "v once u is learned": the default recovery threshold θ_u = 0.5 of
+/// SPEC §2.8 (u counts as learned once |α_u| ≥ θ_u). Which order first survives does not depend on
+/// ᾱ ∈ (0, 1) (the parity rule is a symmetry), only the size of the drive does. The loss minimiser
+/// along u, reported as well, often sits at α_u = 1, where only the first α_v-derivative at fixed α_u
+/// is still a derivative along the sphere.
+pub const CONDITIONAL_ALPHA_U: f64 = 0.5;
 
 /// Indices k ≥ 1 whose value is zero relative to the largest normalised magnitude |x_j|/√j!.
 fn nonzero_mask(values: &[f64]) -> Vec<bool> {
@@ -290,7 +296,9 @@ pub struct ExponentReport {
     /// ψ_0..ψ_{k_max}.
     pub psi: Vec<f64>,
     pub directions: Vec<DirectionExponent>,
-    /// Expansion in α_v once u is learned (coupled latents with β_u, β_v > 0).
+    /// Minimiser of the population loss along u, α_u ∈ [0, 1] (coupled latents with β_u, β_v > 0).
+    pub alpha_u_learned: Option<f64>,
+    /// Expansion in α_v at α_u = [`CONDITIONAL_ALPHA_U`] (coupled latents with β_u, β_v > 0).
     pub conditional: Option<ConditionalExpansion>,
     /// Hermite series of the linear drive (truncated at k = 12), next to the exact value
     /// `conditional.derivatives[1]`.
@@ -379,13 +387,16 @@ pub fn exponent_report(params: &McmParams, act: Activation, a: f64, b: f64) -> E
         ));
     }
     let mut warnings = Vec::new();
-    let (mut conditional, mut series, mut theta_v) = (None, None, None);
+    let (mut conditional, mut series, mut theta_v, mut alpha_u_learned) = (None, None, None, None);
     if params.beta_u > 0.0 && params.beta_v > 0.0 && params.coupling != Coupling::Independent {
-        let mut alpha_bar = learned_u_overlap(params, act, a, b);
-        if alpha_bar < 0.05 {
-            warnings.push(format!("u is not learned at this noise level (loss minimiser along u at α_u = {alpha_bar:.3}); v|u evaluated at ᾱ = 0.5"));
-            alpha_bar = 0.5;
+        let learned = learned_u_overlap(params, act, a, b);
+        if learned < 0.05 {
+            warnings.push(format!(
+                "u is not learned at this noise level (the loss along u is minimal at α_u = {learned:.3})"
+            ));
         }
+        alpha_u_learned = Some(learned);
+        let alpha_bar = CONDITIONAL_ALPHA_U;
         let exp = ConditionalExpansion::new(params, act, a, b, alpha_bar, K_MAX);
         let k_star = exp.exponent();
         let coeffs = k_star.map(|k| {
@@ -415,6 +426,13 @@ pub fn exponent_report(params: &McmParams, act: Activation, a: f64, b: f64) -> E
         ));
         conditional = Some(exp);
         theta_v = default_theta_v(params, act, a, b);
+        if let Some(t) = theta_v.filter(|&t| t < 0.025) {
+            warnings.push(format!(
+                "the population optimum over span(u, v) has |α_v*| = {:.4}: a single direction does not settle on v, \
+                 and θ_v = min(0.5, ½|α_v*|) = {t:.4} is degenerate; set θ_v explicitly",
+                2.0 * t
+            ));
+        }
     }
     for d in &directions {
         if let Some(w) = &d.warning {
@@ -429,6 +447,7 @@ pub fn exponent_report(params: &McmParams, act: Activation, a: f64, b: f64) -> E
         k_max: K_MAX,
         psi,
         directions,
+        alpha_u_learned,
         conditional,
         conditional_drive_series: series,
         theta_v,
@@ -485,6 +504,9 @@ impl fmt::Display for ExponentReport {
                 c.derivatives[1],
                 opt(self.conditional_drive_series)
             )?;
+        }
+        if let Some(l) = self.alpha_u_learned {
+            writeln!(f, "loss minimiser along u: α_u = {l:.4}")?;
         }
         if let Some(t) = self.theta_v {
             writeln!(f, "default θ_v = {t:.4}")?;

@@ -8,9 +8,9 @@
 //!   discontinuous couplings of SPEC §2.1 and for kinked activations (ReLU).
 //!
 //! All rules come from the three-term recurrence of their orthogonal polynomials (Golub–Welsch): the
-//! nodes are the eigenvalues of the Jacobi matrix, found by Sturm-sequence bisection (backward stable,
-//! no eigenvector iteration to lose accuracy), then polished by Newton's method on the orthonormal
-//! polynomial; the weights are the Christoffel numbers 1/Σₖ pₖ(xᵢ)², which have *relative* accuracy
+//! nodes are the eigenvalues of the Jacobi matrix, each isolated by Sturm-sequence bisection (backward
+//! stable, no eigenvector iteration to lose accuracy) and then converged by a safeguarded Newton
+//! iteration on the orthonormal polynomial p_n; the weights are the Christoffel numbers 1/Σₖ pₖ(xᵢ)², which have *relative* accuracy
 //! even for the tiny weights at the edge of a 400-node Hermite rule (the recurrence is rescaled on the
 //! fly, so nothing overflows).
 
@@ -140,11 +140,7 @@ impl GaussRule {
         let beta: Vec<f64> = (0..n)
             .map(|k| if k == 0 { 0.0 } else { (rec.beta)(k) })
             .collect();
-        let nodes = jacobi_eigenvalues(&alpha, &beta);
-        let mut nodes: Vec<f64> = nodes
-            .into_iter()
-            .map(|x| newton_polish(x, &alpha, &beta))
-            .collect();
+        let mut nodes = jacobi_eigenvalues(&alpha, &beta);
         let mut weights: Vec<f64> = nodes
             .iter()
             .map(|&x| christoffel(x, &alpha, &beta, rec.mu0))
@@ -190,50 +186,88 @@ fn sturm_count(x: f64, alpha: &[f64], beta: &[f64]) -> usize {
     count
 }
 
-/// All eigenvalues of the Jacobi matrix, ascending, by bisection on the Sturm count.
+/// All eigenvalues of the Jacobi matrix, ascending: Sturm-count bisection until each eigenvalue is
+/// isolated in [lo, hi] (count(lo) = k, count(hi) = k + 1), then a safeguarded Newton iteration on
+/// p_n, whose zeros are exactly these eigenvalues and which changes sign once in the bracket.
 fn jacobi_eigenvalues(alpha: &[f64], beta: &[f64]) -> Vec<f64> {
     let n = alpha.len();
+    let sqrt_beta: Vec<f64> = beta.iter().map(|b| b.sqrt()).collect();
     // Gershgorin bounds.
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for k in 0..n {
-        let r = if k > 0 { beta[k].sqrt() } else { 0.0 }
-            + if k + 1 < n { beta[k + 1].sqrt() } else { 0.0 };
+        let r =
+            if k > 0 { sqrt_beta[k] } else { 0.0 } + if k + 1 < n { sqrt_beta[k + 1] } else { 0.0 };
         lo = lo.min(alpha[k] - r);
         hi = hi.max(alpha[k] + r);
     }
+    let (lo, hi) = (lo - 1e-12 * (1.0 + lo.abs()), hi + 1e-12 * (1.0 + hi.abs()));
     let mut out = Vec::with_capacity(n);
-    let mut prev = lo;
+    // count(a) = k on entry for eigenvalue k: the previous bracket's upper end.
+    let mut a_next = lo;
     for k in 0..n {
-        // Eigenvalue k is the smallest x with count(x) ≥ k + 1; it is ≥ eigenvalue k − 1.
-        let (mut a, mut b) = (prev, hi);
-        for _ in 0..200 {
+        let (mut a, mut b, mut cb) = (a_next, hi, n);
+        let mut ca = k;
+        while !(ca == k && cb == k + 1) {
             let mid = 0.5 * (a + b);
             if mid <= a || mid >= b {
                 break;
             }
-            if sturm_count(mid, alpha, beta) > k {
+            let c = sturm_count(mid, alpha, beta);
+            if c > k {
                 b = mid;
+                cb = c;
             } else {
                 a = mid;
+                ca = c;
             }
         }
-        let x = 0.5 * (a + b);
-        out.push(x);
-        prev = a;
+        a_next = b;
+        out.push(safeguarded_newton(a, b, alpha, &sqrt_beta));
     }
     out
 }
 
+/// The single zero of p_n in [a, b] by Newton steps, falling back to bisection on the sign of p_n
+/// whenever a step leaves the bracket.
+fn safeguarded_newton(mut a: f64, mut b: f64, alpha: &[f64], sqrt_beta: &[f64]) -> f64 {
+    let sign_a = orthonormal_tail(a, alpha, sqrt_beta).0.signum();
+    let mut x = 0.5 * (a + b);
+    for _ in 0..200 {
+        let (p, dp) = orthonormal_tail(x, alpha, sqrt_beta);
+        if p == 0.0 {
+            return x;
+        }
+        if p.signum() == sign_a {
+            a = x;
+        } else {
+            b = x;
+        }
+        let newton = x - p / dp;
+        let next = if newton > a && newton < b && dp.is_finite() && dp != 0.0 {
+            newton
+        } else {
+            0.5 * (a + b)
+        };
+        if (next - x).abs() <= 2.0 * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE)
+            || b - a <= f64::EPSILON * x.abs()
+        {
+            return next;
+        }
+        x = next;
+    }
+    x
+}
+
 /// Orthonormal polynomial p_n and its derivative at x, rescaled by a common positive factor
-/// (only their ratio is used).
-fn orthonormal_tail(x: f64, alpha: &[f64], beta: &[f64]) -> (f64, f64) {
+/// (only their ratio and sign are used).
+fn orthonormal_tail(x: f64, alpha: &[f64], sqrt_beta: &[f64]) -> (f64, f64) {
     let n = alpha.len();
     let (mut p_prev, mut p) = (0.0, 1.0);
     let (mut dp_prev, mut dp) = (0.0, 0.0);
     for k in 0..n {
         // The last divisor only rescales p_n and p_n' together; 1 is as good as √β_n.
-        let sb_next = if k + 1 < n { beta[k + 1].sqrt() } else { 1.0 };
-        let sb = if k == 0 { 0.0 } else { beta[k].sqrt() };
+        let sb_next = if k + 1 < n { sqrt_beta[k + 1] } else { 1.0 };
+        let sb = if k == 0 { 0.0 } else { sqrt_beta[k] };
         let p_next = ((x - alpha[k]) * p - sb * p_prev) / sb_next;
         let dp_next = (p + (x - alpha[k]) * dp - sb * dp_prev) / sb_next;
         p_prev = p;
@@ -250,27 +284,6 @@ fn orthonormal_tail(x: f64, alpha: &[f64], beta: &[f64]) -> (f64, f64) {
         }
     }
     (p, dp)
-}
-
-/// Up to three Newton steps on p_n, accepted only while they shrink.
-fn newton_polish(mut x: f64, alpha: &[f64], beta: &[f64]) -> f64 {
-    let mut last_step = f64::INFINITY;
-    for _ in 0..3 {
-        let (p, dp) = orthonormal_tail(x, alpha, beta);
-        if dp == 0.0 || !dp.is_finite() || !p.is_finite() {
-            break;
-        }
-        let step = p / dp;
-        if step.is_nan() || step.abs() >= last_step || step.abs() > 1e-6 * (1.0 + x.abs()) {
-            break;
-        }
-        x -= step;
-        last_step = step.abs();
-        if step.abs() <= f64::EPSILON * x.abs() {
-            break;
-        }
-    }
-    x
 }
 
 /// Christoffel number 1/Σ_{k<n} pₖ(x)² with orthonormal pₖ (p₀ = 1/√μ₀), computed with rescaling.
@@ -505,7 +518,7 @@ mod tests {
             let (p, dp) = orthonormal_tail(
                 x,
                 &vec![0.0; n],
-                &(0..n).map(|k| k as f64).collect::<Vec<_>>(),
+                &(0..n).map(|k| (k as f64).sqrt()).collect::<Vec<_>>(),
             );
             assert!(
                 (p / dp).abs() < 1e-13 * (1.0 + x.abs()),
