@@ -310,21 +310,16 @@ pub struct ExponentReport {
     pub warnings: Vec<String>,
 }
 
+/// One report row; `psi_h` = (ψ_k*, h_k*) where defined, `c_k` the coefficient of α^{k*}.
 fn row(
     direction: &str,
     k_data: Option<u32>,
     k_star: Option<u32>,
-    coeffs: Option<(f64, f64, f64)>,
+    psi_h: Option<(f64, f64)>,
+    c_k: Option<f64>,
     expected: Option<u32>,
 ) -> DirectionExponent {
-    let (psi_k, h_k, c_k) = match coeffs {
-        Some((p, h, c)) => (
-            Some(p).filter(|x| x.is_finite()),
-            Some(h).filter(|x| x.is_finite()),
-            Some(c),
-        ),
-        None => (None, None, None),
-    };
+    let (psi_k, h_k) = (psi_h.map(|x| x.0), psi_h.map(|x| x.1));
     let attractive = k_star.zip(c_k).map(|(k, c)| is_attractive(k, c));
     let mut warning = Vec::new();
     if k_star != expected {
@@ -374,15 +369,16 @@ pub fn exponent_report(params: &McmParams, act: Activation, a: f64, b: f64) -> E
         }
         let h = moments.direction_moments(e);
         let k_star = diffusion_information_exponent(&psi, &h);
-        let coeffs = k_star.map(|k| {
-            let k = k as usize;
-            (psi[k], h[k], drift_coefficient(psi[k], h[k], k as u32))
-        });
+        let psi_h = k_star.map(|k| (psi[k as usize], h[k as usize]));
+        let c_k = psi_h
+            .zip(k_star)
+            .map(|((p, hk), k)| drift_coefficient(p, hk, k));
         directions.push(row(
             &e.to_string(),
             data_exponent(&h),
             k_star,
-            coeffs,
+            psi_h,
+            c_k,
             expected_exponent(params, act, e),
         ));
     }
@@ -399,22 +395,15 @@ pub fn exponent_report(params: &McmParams, act: Activation, a: f64, b: f64) -> E
         let alpha_bar = CONDITIONAL_ALPHA_U;
         let exp = ConditionalExpansion::new(params, act, a, b, alpha_bar, K_MAX);
         let k_star = exp.exponent();
-        let coeffs = k_star.map(|k| {
-            (
-                f64::NAN,
-                f64::NAN,
-                exp.derivatives[k as usize] / factorial(k as usize),
-            )
-        });
-        let mut r = row(
+        let c_k = k_star.map(|k| exp.derivatives[k as usize] / factorial(k as usize));
+        let r = row(
             "v|u",
             None,
             k_star,
-            coeffs,
+            None,
+            c_k,
             expected_conditional_exponent(params, act),
         );
-        r.psi_k = None;
-        r.h_k = None;
         directions.push(r);
         series = Some(conditional_drive_series(
             params,
