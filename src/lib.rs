@@ -12,6 +12,8 @@
 //! 5. [`observe`] — an [`observe::Observer`] receives the records (in memory, on disk, …);
 //! 6. [`store`] — NPY files numpy opens directly;
 //! 7. [`study`] — walkers × dimensions → recovery times → fitted exponents with bootstrap CIs;
+//!    [`theory`] gives the exact population loss, the Hermite profile ψ_k and the diffusion
+//!    information exponent k* that the measured exponents are compared with;
 //! 8. [`cli`] — the `diffexp` command that prints and writes the report.
 //!
 //! The d-length work (normal generation, dot products, the fused step passes) lives in the
@@ -52,6 +54,7 @@ pub mod observe;
 pub mod rng;
 pub mod store;
 pub mod study;
+pub mod theory;
 pub mod train;
 
 pub use diffexp_kernels as kernels;
