@@ -5,7 +5,8 @@ use diffexp::config::Config;
 use diffexp::study;
 
 fn run_study(toml: &str) -> (Config, study::StudySummary, Vec<study::WalkerResult>) {
-    let cfg = Config::from_toml(toml).unwrap();
+    let mut cfg = Config::from_toml(toml).unwrap();
+    study::resolve_theory_defaults(&mut cfg);
     let dims = cfg.study.dims.clone();
     let results = study::run_jobs(&cfg, &dims, true, &|_| {});
     let s = study::summarise(&cfg, &dims, &results);
@@ -106,13 +107,14 @@ budget = { coef = 20.0, pow = 1.0, log = 1.0 }
 [observe]
 eval = false
 directions = ["u", "v"]
-threshold_v = 0.19
 [study]
 dims = [64, 128, 256, 512]
 bootstrap = 1000
 "#,
     );
     let (u, v) = (&s.exponents[0], &s.exponents[1]);
+    // θ_v = min(0.5, ½|α_v*|) from the population optimum (≈ 0.208 for tanh at a² = 0.5).
+    assert!((0.15..0.3).contains(&v.threshold), "θ_v = {}", v.threshold);
     assert!(v.success_fraction.iter().all(|&f| f >= 0.9), "v: {:?}", v.success_fraction);
     let slope = v.slope.unwrap();
     assert!(slope < 1.3 && v.ci_high.unwrap() < 1.6, "v slope {slope} CI [{:?}, {:?}]", v.ci_low, v.ci_high);

@@ -112,7 +112,42 @@ fn load_config(c: &CommonArgs) -> Result<Config, ConfigError> {
     }
     cfg.validate()?;
     study::check_supported(&cfg)?;
+    for w in study::resolve_theory_defaults(&mut cfg) {
+        if !c.json {
+            eprintln!("warning: {w}");
+        }
+    }
     Ok(cfg)
+}
+
+/// The theory reports (one per noise level) for a config's single-direction denoiser.
+fn exponent_reports(cfg: &Config) -> Vec<(f64, crate::theory::ExponentReport)> {
+    let p = cfg.model.params();
+    cfg.noise
+        .a_values()
+        .into_iter()
+        .map(|a| (a, crate::theory::exponent_report(&p, cfg.denoiser.activation, a, cfg.denoiser.b)))
+        .collect()
+}
+
+/// SPEC §2.9: print k* of every configured direction before training, with any warning.
+fn print_exponents_before_training(cfg: &Config) {
+    for (a, r) in exponent_reports(cfg) {
+        eprintln!("diffusion information exponents at a² = {:.3} (σ = {}, b = {}):", a * a, cfg.denoiser.activation, cfg.denoiser.b);
+        for d in &r.directions {
+            eprintln!(
+                "  {:>4}: k_data = {}, k* = {}{}{}",
+                d.direction,
+                d.k_data.map(|k| k.to_string()).unwrap_or_else(|| "∞".into()),
+                d.k_star.map(|k| k.to_string()).unwrap_or_else(|| "none".into()),
+                if d.attractive == Some(false) { " (not attractive from a random start)" } else { "" },
+                d.warning.as_ref().map(|w| format!(" — warning: {w}")).unwrap_or_default()
+            );
+        }
+    }
+    if cfg.denoiser.kind != crate::config::DenoiserKind::Single {
+        eprintln!("  (k* is computed for the single-direction denoiser of the same σ; the configured denoiser is {:?})", cfg.denoiser.kind);
+    }
 }
 
 fn thread_pool(n: usize) -> Result<rayon::ThreadPool> {
@@ -160,6 +195,9 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         cfg.experiment.d = d;
     }
     cfg.validate()?;
+    if !a.common.json && !a.common.quiet {
+        print_exponents_before_training(&cfg);
+    }
     let d = cfg.experiment.d;
     let pool = thread_pool(cfg.experiment.threads)?;
     let t0 = Instant::now();
@@ -311,6 +349,7 @@ fn cmd_study(a: StudyArgs) -> Result<()> {
         }
     };
     if !quiet {
+        print_exponents_before_training(&cfg);
         eprintln!("diffexp study `{}`: d ∈ {:?}, {} walkers per d", cfg.experiment.name, dims, cfg.train.walkers);
     }
     let results = pool.install(|| study::run_jobs(&cfg, &dims, false, &progress));
@@ -329,8 +368,19 @@ fn cmd_study(a: StudyArgs) -> Result<()> {
 }
 
 fn cmd_exponent(a: ExponentArgs) -> Result<()> {
-    let _cfg = load_config(&a.common)?;
-    anyhow::bail!("`diffexp exponent` is not available in this build yet")
+    let cfg = load_config(&a.common)?;
+    let reports = exponent_reports(&cfg);
+    if a.common.json {
+        let levels: Vec<_> = reports.iter().map(|(lvl, r)| json!({"a": lvl, "signal_fraction": lvl * lvl, "report": r})).collect();
+        let orders: Vec<_> = reports[0].1.directions.iter().map(|d| json!({"direction": d.direction, "k_data": d.k_data, "k_star": d.k_star, "attractive": d.attractive})).collect();
+        println!("{}", serde_json::to_string(&json!({"command": "exponent", "orders": orders, "levels": levels, "config": cfg}))?);
+    } else {
+        for (lvl, r) in &reports {
+            println!("noise level a² = {:.4}", lvl * lvl);
+            println!("{r}");
+        }
+    }
+    Ok(())
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {

@@ -32,6 +32,26 @@ pub fn stream(cfg: &Config, d: usize, walker: u64, kind: StreamKind) -> u64 {
     StreamId { system: SYSTEM_A, experiment: hash_name(&cfg.experiment.name), d: d as u64, walker, kind }.seed(cfg.experiment.seed)
 }
 
+/// Fills in the defaults that come from theory, once per configuration: θ_v for a coupled latent
+/// is min(0.5, ½|α_v*|) with α* the population optimum on the (α_u, α_v) disc (SPEC §2.8).
+/// Returns warnings to show the user (e.g. when that optimum has α_v* = 0).
+pub fn resolve_theory_defaults(cfg: &mut Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let tracks_v = cfg.directions().contains(&2);
+    if tracks_v && cfg.observe.threshold_v.is_none() && cfg.model.coupling != crate::model::Coupling::Independent {
+        let a = cfg.noise.a_values()[0];
+        let dn = &cfg.denoiser;
+        match crate::theory::default_theta_v(&cfg.model.params(), dn.activation, a, dn.b) {
+            Some(th) if th > 1e-3 => cfg.observe.threshold_v = Some(th),
+            _ => warnings.push(format!(
+                "the population optimum of a single direction has α_v* = 0 for coupling = {} with σ = {};                  recovery of v keeps θ_v = {} (set observe.threshold_v to choose another)",
+                cfg.model.coupling, dn.activation, cfg.observe.threshold
+            )),
+        }
+    }
+    warnings
+}
+
 /// Recovery thresholds θ per direction (`None` = not tracked).
 pub fn thresholds(cfg: &Config) -> [Option<f64>; 3] {
     let mut th = [None; 3];
