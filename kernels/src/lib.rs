@@ -19,9 +19,13 @@
 //! ```
 
 pub mod blas1;
+mod elem;
 pub mod fused;
+mod normal;
 mod real;
 mod rng;
+mod simd;
 
 pub use real::Real;
-pub use rng::NormalRng;
+pub use rng::{BLOCK, LANES, NormalRng, STATE_WORDS};
+pub use simd::SimdLevel;
