@@ -8,6 +8,7 @@
 //! - [`fused`] has the two passes an online SGD step is made of: draw a fresh (sample, noise) pair and
 //!   project it on a few probe vectors ([`fused::draw_pair_and_project`]), then update a vector as a
 //!   linear combination and project the result ([`fused::combine_and_project`]).
+//! - [`reference`] has slow, obvious versions of the same operations, for tests.
 //!
 //! ```
 //! use diffexp_kernels::{NormalRng, blas1};
@@ -23,6 +24,7 @@ mod elem;
 pub mod fused;
 mod normal;
 mod real;
+pub mod reference;
 mod rng;
 mod simd;
 
