@@ -56,72 +56,50 @@ pub fn draw_pair_and_project<T: Real, const P: usize>(
     if shift.len() > MAX_FUSED_TERMS {
         return crate::reference::draw_pair_and_project(rng, x, xi, shift, probes);
     }
-    macro_rules! go {
-        ($e:ty, $x:expr, $xi:expr) => {{
-            let probes = probes.map(|p| same::<T, $e>(p).expect("same type"));
-            let (x, xi) = ($x, $xi);
-            let level = rng.simd_level();
-            let s = rng.words_mut();
-            match shift.len() {
-                0 => dispatch(
-                    level,
-                    DrawPair::<$e, 0, P> {
-                        s,
-                        x,
-                        xi,
-                        shift: typed_terms(shift),
-                        probes,
-                    },
-                ),
-                1 => dispatch(
-                    level,
-                    DrawPair::<$e, 1, P> {
-                        s,
-                        x,
-                        xi,
-                        shift: typed_terms(shift),
-                        probes,
-                    },
-                ),
-                2 => dispatch(
-                    level,
-                    DrawPair::<$e, 2, P> {
-                        s,
-                        x,
-                        xi,
-                        shift: typed_terms(shift),
-                        probes,
-                    },
-                ),
-                3 => dispatch(
-                    level,
-                    DrawPair::<$e, 3, P> {
-                        s,
-                        x,
-                        xi,
-                        shift: typed_terms(shift),
-                        probes,
-                    },
-                ),
-                _ => dispatch(
-                    level,
-                    DrawPair::<$e, 4, P> {
-                        s,
-                        x,
-                        xi,
-                        shift: typed_terms(shift),
-                        probes,
-                    },
-                ),
-            }
-        }};
-    }
     if let (Some(x), Some(xi)) = (same_mut::<T, f32>(x), same_mut::<T, f32>(xi)) {
-        go!(f32, x, xi)
+        draw_pair_typed(rng, x, xi, shift, probes)
     } else if let (Some(x), Some(xi)) = (same_mut::<T, f64>(x), same_mut::<T, f64>(xi)) {
-        go!(f64, x, xi)
+        draw_pair_typed(rng, x, xi, shift, probes)
     } else {
         crate::reference::draw_pair_and_project(rng, x, xi, shift, probes)
+    }
+}
+
+/// [`draw_pair_and_project`] once `T` is known to be `E`: picks the kernel for `shift.len()`.
+fn draw_pair_typed<E: Elem, T: Real, const P: usize>(
+    rng: &mut NormalRng,
+    x: &mut [E],
+    xi: &mut [E],
+    shift: &[(f64, &[T])],
+    probes: [&[T]; P],
+) -> PairProjections<P> {
+    fn run<E: Elem, T: Real, const N: usize, const P: usize>(
+        rng: &mut NormalRng,
+        x: &mut [E],
+        xi: &mut [E],
+        shift: &[(f64, &[T])],
+        probes: [&[E]; P],
+    ) -> PairProjections<P> {
+        let level = rng.simd_level();
+        let shift = typed_terms::<T, E, N>(shift);
+        dispatch(
+            level,
+            DrawPair::<E, N, P> {
+                s: rng.words_mut(),
+                x,
+                xi,
+                shift,
+                probes,
+            },
+        )
+    }
+    let probes = probes.map(|p| same::<T, E>(p).expect("same type"));
+    match shift.len() {
+        0 => run::<E, T, 0, P>(rng, x, xi, shift, probes),
+        1 => run::<E, T, 1, P>(rng, x, xi, shift, probes),
+        2 => run::<E, T, 2, P>(rng, x, xi, shift, probes),
+        3 => run::<E, T, 3, P>(rng, x, xi, shift, probes),
+        _ => run::<E, T, MAX_FUSED_TERMS, P>(rng, x, xi, shift, probes),
     }
 }
 
@@ -154,65 +132,49 @@ pub(crate) fn combine_and_project_at<T: Real, const P: usize>(
     if terms.len() > MAX_FUSED_TERMS {
         return crate::reference::combine_and_project(w, alpha, terms, probes);
     }
-    macro_rules! go {
-        ($e:ty, $w:expr) => {{
-            let probes = probes.map(|p| same::<T, $e>(p).expect("same type"));
-            let (w, alpha) = ($w, alpha as $e);
-            match terms.len() {
-                0 => dispatch(
-                    level,
-                    Combine::<$e, 0, P> {
-                        w,
-                        alpha,
-                        terms: typed_terms(terms),
-                        probes,
-                    },
-                ),
-                1 => dispatch(
-                    level,
-                    Combine::<$e, 1, P> {
-                        w,
-                        alpha,
-                        terms: typed_terms(terms),
-                        probes,
-                    },
-                ),
-                2 => dispatch(
-                    level,
-                    Combine::<$e, 2, P> {
-                        w,
-                        alpha,
-                        terms: typed_terms(terms),
-                        probes,
-                    },
-                ),
-                3 => dispatch(
-                    level,
-                    Combine::<$e, 3, P> {
-                        w,
-                        alpha,
-                        terms: typed_terms(terms),
-                        probes,
-                    },
-                ),
-                _ => dispatch(
-                    level,
-                    Combine::<$e, 4, P> {
-                        w,
-                        alpha,
-                        terms: typed_terms(terms),
-                        probes,
-                    },
-                ),
-            }
-        }};
-    }
     if let Some(w) = same_mut::<T, f32>(w) {
-        go!(f32, w)
+        combine_typed(level, w, alpha, terms, probes)
     } else if let Some(w) = same_mut::<T, f64>(w) {
-        go!(f64, w)
+        combine_typed(level, w, alpha, terms, probes)
     } else {
         crate::reference::combine_and_project(w, alpha, terms, probes)
+    }
+}
+
+/// [`combine_and_project`] once `T` is known to be `E`: picks the kernel for `terms.len()`.
+fn combine_typed<E: Elem, T: Real, const P: usize>(
+    level: SimdLevel,
+    w: &mut [E],
+    alpha: f64,
+    terms: &[(f64, &[T])],
+    probes: [&[T]; P],
+) -> ([f64; P], f64) {
+    fn run<E: Elem, T: Real, const N: usize, const P: usize>(
+        level: SimdLevel,
+        w: &mut [E],
+        alpha: E,
+        terms: &[(f64, &[T])],
+        probes: [&[E]; P],
+    ) -> ([f64; P], f64) {
+        let terms = typed_terms::<T, E, N>(terms);
+        dispatch(
+            level,
+            Combine::<E, N, P> {
+                w,
+                alpha,
+                terms,
+                probes,
+            },
+        )
+    }
+    let probes = probes.map(|p| same::<T, E>(p).expect("same type"));
+    let alpha = E::from_f64(alpha);
+    match terms.len() {
+        0 => run::<E, T, 0, P>(level, w, alpha, terms, probes),
+        1 => run::<E, T, 1, P>(level, w, alpha, terms, probes),
+        2 => run::<E, T, 2, P>(level, w, alpha, terms, probes),
+        3 => run::<E, T, 3, P>(level, w, alpha, terms, probes),
+        _ => run::<E, T, MAX_FUSED_TERMS, P>(level, w, alpha, terms, probes),
     }
 }
 

@@ -10,7 +10,7 @@
 //!   project it on a few probe vectors ([`fused::draw_pair_and_project`]), then update a vector as a
 //!   linear combination and project the result ([`fused::combine_and_project`]). Each is one loop
 //!   over d: the normals are generated in registers and never re-read.
-//! - [`reference`] has slow, obvious versions of the same operations, for tests.
+//! - [`reference`](mod@reference) has slow, obvious versions of the same operations, for tests.
 //!
 //! Vectors are `&[T]` with `T: `[`Real`] (`f32` by default, `f64` for validation); every summary
 //! (dot product, norm) comes back as `f64`.
@@ -28,7 +28,7 @@
 //! fused multiply-adds and correctly rounded `sqrt`/`div`, integer and bit operations, no
 //! approximate instructions, `log`/`sin`/`cos` as this crate's own polynomials). The element-wise
 //! results of `axpy`, `scale` and the vectors written by the fused passes equal those of the
-//! [`reference`] loops bit for bit; accumulations differ from them only by summation order.
+//! [`reference`](mod@reference) loops bit for bit; accumulations differ from them only by summation order.
 //! Tests force each level and compare.
 //!
 //! ```

@@ -21,11 +21,14 @@ pub const STATE_WORDS: usize = 4 * LANES;
 ///
 /// Lane `l` is the `l`-th `jump()` of a xoshiro256++ generator seeded by
 /// `Xoshiro256PlusPlus::seed_from_u64(seed)`. Each step of all lanes gives one block of
-/// [`BLOCK`] = 2·`LANES` normals (one Box–Muller pair per lane; the transform and the order are
-/// described in the crate's `normal` module). A `fill` whose length is not a multiple of the
-/// block discards the rest of its last block, so a stream is a pure function of (seed, the
-/// lengths of the calls made on it); in particular `fill(&mut x[..32])` then `fill(&mut x[32..])`
-/// equals `fill(&mut x)`, but two fills of 16 do not equal one of 32.
+/// [`BLOCK`] = 2·`LANES` normals: lane `l`'s 64-bit output `o` is one Box–Muller pair, with
+/// radius √(−2 ln u), u = ((o >> 32) + ½)·2⁻³², and an angle built from the low 32 bits, and the
+/// pair lands at positions `p` and `p + 16` of the block, `p = 2l` (l < 8) or `2(l − 8) + 1`.
+///
+/// A `fill` whose length is not a multiple of the block discards the rest of its last block, so
+/// a stream is a pure function of (seed, the lengths of the calls made on it): `fill(&mut
+/// x[..32])` then `fill(&mut x[32..])` equals `fill(&mut x)`, but two fills of 16 do not equal one
+/// of 32 (the second starts a new block).
 ///
 /// `fill::<f32>` is the fast path; `fill::<f64>` is accurate to a few ulp (the validation mode).
 /// Both use the same bits, so f32 gives the f64 numbers rounded: within a few f32 ulp wherever
@@ -40,6 +43,7 @@ pub struct NormalRng {
 }
 
 impl NormalRng {
+    /// The stream of `seed`, run at the best [`SimdLevel`] of this CPU.
     pub fn from_seed(seed: u64) -> Self {
         let mut g = Xoshiro256PlusPlus::seed_from_u64(seed);
         let mut lanes = [[0u64; 4]; LANES];
