@@ -16,10 +16,11 @@
 //! (dot product, norm) comes back as `f64`.
 //!
 //! # SIMD dispatch
-//! Each call picks, at run time, the best of AVX-512 (x86-64-v4), AVX2 + FMA (x86-64-v3) and a
-//! portable scalar fallback ([`SimdLevel::detect`]), through `pulp`. The kernels are written once,
-//! over *logical* 512-bit registers (16×f32, 8×f64, 8×u64) that AVX-512 holds in one register,
-//! AVX2 in two and the fallback in an array.
+//! Kernels run at the best of AVX-512 (x86-64-v4), AVX2 + FMA (x86-64-v3) and a portable scalar
+//! fallback that the CPU supports ([`SimdLevel::detect`], checked at run time through `pulp`; a
+//! [`NormalRng`] fixes its level when built, and [`NormalRng::with_simd_level`] overrides it).
+//! The kernels are written once, over *logical* 512-bit registers (16×f32, 8×f64, 8×u64) that
+//! AVX-512 holds in one register, AVX2 in two and the fallback in an array.
 //!
 //! # Determinism
 //! For a given seed and sequence of calls, every kernel returns the same bits on every SIMD level:
@@ -28,8 +29,8 @@
 //! fused multiply-adds and correctly rounded `sqrt`/`div`, integer and bit operations, no
 //! approximate instructions, `log`/`sin`/`cos` as this crate's own polynomials). The element-wise
 //! results of `axpy`, `scale` and the vectors written by the fused passes equal those of the
-//! [`reference`](mod@reference) loops bit for bit; accumulations differ from them only by summation order.
-//! Tests force each level and compare.
+//! [`reference`](mod@reference) loops bit for bit; accumulations differ from them only by
+//! summation order. Tests force each level and compare.
 //!
 //! ```
 //! use diffexp_kernels::{NormalRng, blas1};
