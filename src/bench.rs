@@ -170,7 +170,7 @@ pub fn run(dims: &[usize], secs: f64) -> BenchReport {
         black_box(&dk);
     }) * 1e9;
     BenchReport {
-        simd: diffexp_kernels::simd_level().to_string(),
+        simd: diffexp_kernels::simd_level(),
         ns_per_normal_f32,
         ns_per_normal_f64,
         steps,

@@ -1,6 +1,19 @@
 //! Fused passes: each reads and writes every d-length vector once.
+//!
+//! Both passes are single loops over d in registers: [`draw_pair_and_project`] generates the
+//! normals, forms x, writes x and ξ and accumulates every projection and Gram entry as it goes;
+//! [`combine_and_project`] updates w and accumulates its projections and norm. Neither allocates.
+//! They are specialised for up to [`MAX_FUSED_TERMS`] shift/update vectors; longer lists take the
+//! unfused path (same results, more passes).
 
+use crate::elem::{Elem, FLUSH_FUSED, as_slice_mut, chunks, chunks_mut, padded, same, same_mut};
+use crate::normal::Xoshiro;
+use crate::rng::{BLOCK, LANES};
+use crate::simd::{Kernel, Lanes, SimdLevel, dispatch};
 use crate::{NormalRng, Real};
+
+/// The largest number of `shift`/`terms` vectors the fused passes handle in their single loop.
+pub const MAX_FUSED_TERMS: usize = 4;
 
 /// What [`draw_pair_and_project`] measured: projections of the fresh pair on the probes and the
 /// pair's 2×2 Gram matrix.
@@ -23,6 +36,8 @@ pub struct PairProjections<const P: usize> {
 ///
 /// The normals are drawn as `rng.fill(x)` then `rng.fill(xi)`, so the result equals that sequence of
 /// calls followed by the shifts, bit for bit up to the order of the accumulations.
+/// (`reference::draw_pair_and_project` is that sequence.) The shifts are applied in order as
+/// `x ← e_j·c_j + x` with one rounding each, as [`crate::blas1::axpy`] does.
 #[track_caller]
 pub fn draw_pair_and_project<T: Real, const P: usize>(
     rng: &mut NormalRng,
@@ -33,26 +48,65 @@ pub fn draw_pair_and_project<T: Real, const P: usize>(
 ) -> PairProjections<P> {
     let d = x.len();
     assert!(
-        xi.len() == d && shift.iter().all(|s| s.1.len() == d) && probes.iter().all(|p| p.len() == d),
+        xi.len() == d
+            && shift.iter().all(|s| s.1.len() == d)
+            && probes.iter().all(|p| p.len() == d),
         "draw_pair_and_project: every vector must have length d = {d}"
     );
-    rng.fill(x);
-    rng.fill(xi);
-    for &(c, e) in shift {
-        crate::blas1::axpy(c, e, x);
+    if shift.len() > MAX_FUSED_TERMS {
+        return crate::reference::draw_pair_and_project(rng, x, xi, shift, probes);
     }
-    let mut out = PairProjections { x_dot: [0.0; P], xi_dot: [0.0; P], xx: 0.0, xixi: 0.0, xxi: 0.0 };
-    for p in 0..P {
-        out.x_dot[p] = crate::blas1::dot(probes[p], x);
-        out.xi_dot[p] = crate::blas1::dot(probes[p], xi);
+    if let (Some(x), Some(xi)) = (same_mut::<T, f32>(x), same_mut::<T, f32>(xi)) {
+        draw_pair_typed(rng, x, xi, shift, probes)
+    } else if let (Some(x), Some(xi)) = (same_mut::<T, f64>(x), same_mut::<T, f64>(xi)) {
+        draw_pair_typed(rng, x, xi, shift, probes)
+    } else {
+        crate::reference::draw_pair_and_project(rng, x, xi, shift, probes)
     }
-    out.xx = crate::blas1::dot(x, x);
-    out.xixi = crate::blas1::dot(xi, xi);
-    out.xxi = crate::blas1::dot(x, xi);
-    out
+}
+
+/// [`draw_pair_and_project`] once `T` is known to be `E`: picks the kernel for `shift.len()`.
+fn draw_pair_typed<E: Elem, T: Real, const P: usize>(
+    rng: &mut NormalRng,
+    x: &mut [E],
+    xi: &mut [E],
+    shift: &[(f64, &[T])],
+    probes: [&[T]; P],
+) -> PairProjections<P> {
+    fn run<E: Elem, T: Real, const N: usize, const P: usize>(
+        rng: &mut NormalRng,
+        x: &mut [E],
+        xi: &mut [E],
+        shift: &[(f64, &[T])],
+        probes: [&[E]; P],
+    ) -> PairProjections<P> {
+        let level = rng.simd_level();
+        let shift = typed_terms::<T, E, N>(shift);
+        dispatch(
+            level,
+            DrawPair::<E, N, P> {
+                s: rng.words_mut(),
+                x,
+                xi,
+                shift,
+                probes,
+            },
+        )
+    }
+    let probes = probes.map(|p| same::<T, E>(p).expect("same type"));
+    match shift.len() {
+        0 => run::<E, T, 0, P>(rng, x, xi, shift, probes),
+        1 => run::<E, T, 1, P>(rng, x, xi, shift, probes),
+        2 => run::<E, T, 2, P>(rng, x, xi, shift, probes),
+        3 => run::<E, T, 3, P>(rng, x, xi, shift, probes),
+        _ => run::<E, T, MAX_FUSED_TERMS, P>(rng, x, xi, shift, probes),
+    }
 }
 
 /// w ← alpha·w + Σ_j c_j·t_j for `terms = [(c_j, t_j)]`; returns (⟨w, probe_p⟩, ‖w‖²) of the new w.
+///
+/// The new w is exactly that of [`crate::blas1::scale`] followed by one [`crate::blas1::axpy`]
+/// per term, in order.
 #[track_caller]
 pub fn combine_and_project<T: Real, const P: usize>(
     w: &mut [T],
@@ -65,13 +119,541 @@ pub fn combine_and_project<T: Real, const P: usize>(
         terms.iter().all(|t| t.1.len() == d) && probes.iter().all(|p| p.len() == d),
         "combine_and_project: every vector must have length d = {d}"
     );
-    crate::blas1::scale(alpha, w);
-    for &(c, t) in terms {
-        crate::blas1::axpy(c, t, w);
+    combine_and_project_at(SimdLevel::detect(), w, alpha, terms, probes)
+}
+
+pub(crate) fn combine_and_project_at<T: Real, const P: usize>(
+    level: SimdLevel,
+    w: &mut [T],
+    alpha: f64,
+    terms: &[(f64, &[T])],
+    probes: [&[T]; P],
+) -> ([f64; P], f64) {
+    if terms.len() > MAX_FUSED_TERMS {
+        return crate::reference::combine_and_project(w, alpha, terms, probes);
     }
-    let mut dots = [0.0; P];
+    if let Some(w) = same_mut::<T, f32>(w) {
+        combine_typed(level, w, alpha, terms, probes)
+    } else if let Some(w) = same_mut::<T, f64>(w) {
+        combine_typed(level, w, alpha, terms, probes)
+    } else {
+        crate::reference::combine_and_project(w, alpha, terms, probes)
+    }
+}
+
+/// [`combine_and_project`] once `T` is known to be `E`: picks the kernel for `terms.len()`.
+fn combine_typed<E: Elem, T: Real, const P: usize>(
+    level: SimdLevel,
+    w: &mut [E],
+    alpha: f64,
+    terms: &[(f64, &[T])],
+    probes: [&[T]; P],
+) -> ([f64; P], f64) {
+    fn run<E: Elem, T: Real, const N: usize, const P: usize>(
+        level: SimdLevel,
+        w: &mut [E],
+        alpha: E,
+        terms: &[(f64, &[T])],
+        probes: [&[E]; P],
+    ) -> ([f64; P], f64) {
+        let terms = typed_terms::<T, E, N>(terms);
+        dispatch(
+            level,
+            Combine::<E, N, P> {
+                w,
+                alpha,
+                terms,
+                probes,
+            },
+        )
+    }
+    let probes = probes.map(|p| same::<T, E>(p).expect("same type"));
+    let alpha = E::from_f64(alpha);
+    match terms.len() {
+        0 => run::<E, T, 0, P>(level, w, alpha, terms, probes),
+        1 => run::<E, T, 1, P>(level, w, alpha, terms, probes),
+        2 => run::<E, T, 2, P>(level, w, alpha, terms, probes),
+        3 => run::<E, T, 3, P>(level, w, alpha, terms, probes),
+        _ => run::<E, T, MAX_FUSED_TERMS, P>(level, w, alpha, terms, probes),
+    }
+}
+
+/// The first `N` of `list` with coefficients in `E` (`N ≤ list.len()`).
+fn typed_terms<'a, T: Real, E: Elem, const N: usize>(list: &[(f64, &'a [T])]) -> [(E, &'a [E]); N] {
+    core::array::from_fn(|j| {
+        (
+            E::from_f64(list[j].0),
+            same::<T, E>(list[j].1).expect("same type"),
+        )
+    })
+}
+
+struct DrawPair<'a, E, const N: usize, const P: usize> {
+    s: &'a mut [[u64; LANES]; 4],
+    x: &'a mut [E],
+    xi: &'a mut [E],
+    shift: [(E, &'a [E]); N],
+    probes: [&'a [E]; P],
+}
+
+/// Running sums of [`draw_pair_and_project`].
+struct PairAcc<A, const P: usize> {
+    x_dot: [A; P],
+    xi_dot: [A; P],
+    xx: A,
+    xixi: A,
+    xxi: A,
+}
+
+impl<E: Elem, const N: usize, const P: usize> Kernel for DrawPair<'_, E, N, P> {
+    type Output = PairProjections<P>;
+
+    #[inline(always)]
+    fn run<K: Lanes>(self, k: K) -> PairProjections<P> {
+        let Self {
+            s,
+            x,
+            xi,
+            shift,
+            probes,
+        } = self;
+        let d = x.len();
+        let full_blocks = d / BLOCK;
+        let base = full_blocks * BLOCK;
+
+        // x's normals are blocks 0..nb of the stream and ξ's blocks nb..2nb: run a second
+        // generator nb steps ahead, and leave the stream where ξ's generator ends.
+        let mut gx = Xoshiro::load(k, s);
+        let mut gxi = gx;
+        gxi.advance(k, d.div_ceil(BLOCK));
+
+        // Whole blocks as chunks, and the rest (< BLOCK elements).
+        let (x, x_rest) = x.split_at_mut(base);
+        let (xi, xi_rest) = xi.split_at_mut(base);
+        let xc = chunks_mut(x).0;
+        let xic = chunks_mut(xi).0;
+        let mut coef = [E::splat(k, E::default()); N];
+        let mut shift_c: [&[E::Chunk]; N] = [&[]; N];
+        for j in 0..N {
+            coef[j] = E::splat(k, shift[j].0);
+            shift_c[j] = chunks(&shift[j].1[..base]).0;
+        }
+        let mut probe_c: [&[E::Chunk]; P] = [&[]; P];
+        for p in 0..P {
+            probe_c[p] = chunks(&probes[p][..base]).0;
+        }
+
+        let zero = E::acc_zero(k);
+        let mut acc = PairAcc {
+            x_dot: [zero; P],
+            xi_dot: [zero; P],
+            xx: zero,
+            xixi: zero,
+            xxi: zero,
+        };
+        let mut probe_v = [E::splat(k, E::default()); P];
+        for b in 0..full_blocks {
+            let z = E::block(k, &mut gx);
+            let g = E::block(k, &mut gxi);
+            for h in 0..E::PER_BLOCK {
+                let i = b * E::PER_BLOCK + h;
+                let mut xv = z[h];
+                for j in 0..N {
+                    xv = E::fma(k, E::load(k, &shift_c[j][i]), coef[j], xv);
+                }
+                E::store(k, &mut xc[i], xv);
+                E::store(k, &mut xic[i], g[h]);
+                for p in 0..P {
+                    probe_v[p] = E::load(k, &probe_c[p][i]);
+                }
+                accumulate_pair::<E, K, P>(k, &mut acc, xv, g[h], &probe_v);
+            }
+            // Each f32 lane has received PER_BLOCK products per block.
+            if (b + 1) % (FLUSH_FUSED / E::PER_BLOCK) == 0 {
+                flush_pair::<E, K, P>(k, &mut acc);
+            }
+        }
+
+        // The last, partial block: drawn whole, only its head kept (as `fill` does).
+        let rest = d - base;
+        if rest > 0 {
+            let z = E::block(k, &mut gx);
+            let g = E::block(k, &mut gxi);
+            for h in 0..E::PER_BLOCK {
+                let (lo, hi) = (h * E::W, ((h + 1) * E::W).min(rest));
+                if lo >= hi {
+                    break;
+                }
+                let mut xv = z[h];
+                for j in 0..N {
+                    xv = E::fma(
+                        k,
+                        E::load(k, &padded(&shift[j].1[base + lo..base + hi])),
+                        coef[j],
+                        xv,
+                    );
+                }
+                let xv = store_head(k, xv, &mut x_rest[lo..hi]);
+                let gv = store_head(k, g[h], &mut xi_rest[lo..hi]);
+                for p in 0..P {
+                    probe_v[p] = E::load(k, &padded(&probes[p][base + lo..base + hi]));
+                }
+                accumulate_pair::<E, K, P>(k, &mut acc, xv, gv, &probe_v);
+            }
+        }
+        gxi.store(k, s);
+
+        let mut out = PairProjections {
+            x_dot: [0.0; P],
+            xi_dot: [0.0; P],
+            xx: 0.0,
+            xixi: 0.0,
+            xxi: 0.0,
+        };
+        for p in 0..P {
+            out.x_dot[p] = E::acc_sum(k, acc.x_dot[p]);
+            out.xi_dot[p] = E::acc_sum(k, acc.xi_dot[p]);
+        }
+        out.xx = E::acc_sum(k, acc.xx);
+        out.xixi = E::acc_sum(k, acc.xixi);
+        out.xxi = E::acc_sum(k, acc.xxi);
+        out
+    }
+}
+
+#[inline(always)]
+fn accumulate_pair<E: Elem, K: Lanes, const P: usize>(
+    k: K,
+    acc: &mut PairAcc<E::Acc<K>, P>,
+    x: E::V<K>,
+    xi: E::V<K>,
+    probe: &[E::V<K>; P],
+) {
+    for (p, &pv) in probe.iter().enumerate() {
+        acc.x_dot[p] = E::acc_fma(k, acc.x_dot[p], pv, x);
+        acc.xi_dot[p] = E::acc_fma(k, acc.xi_dot[p], pv, xi);
+    }
+    acc.xx = E::acc_fma(k, acc.xx, x, x);
+    acc.xixi = E::acc_fma(k, acc.xixi, xi, xi);
+    acc.xxi = E::acc_fma(k, acc.xxi, x, xi);
+}
+
+#[inline(always)]
+fn flush_pair<E: Elem, K: Lanes, const P: usize>(k: K, acc: &mut PairAcc<E::Acc<K>, P>) {
     for p in 0..P {
-        dots[p] = crate::blas1::dot(probes[p], w);
+        acc.x_dot[p] = E::acc_flush(k, acc.x_dot[p]);
+        acc.xi_dot[p] = E::acc_flush(k, acc.xi_dot[p]);
     }
-    (dots, crate::blas1::dot(w, w))
+    acc.xx = E::acc_flush(k, acc.xx);
+    acc.xixi = E::acc_flush(k, acc.xixi);
+    acc.xxi = E::acc_flush(k, acc.xxi);
+}
+
+/// Writes the first `out.len()` (≤ W) lanes of `v` to `out`; returns `v` with the other lanes
+/// zeroed.
+#[inline(always)]
+fn store_head<E: Elem, K: Lanes>(k: K, v: E::V<K>, out: &mut [E]) -> E::V<K> {
+    let mut c = bytemuck::Zeroable::zeroed();
+    E::store(k, &mut c, v);
+    let lanes = as_slice_mut::<E>(&mut c);
+    out.copy_from_slice(&lanes[..out.len()]);
+    lanes[out.len()..].fill(E::default());
+    E::load(k, &c)
+}
+
+struct Combine<'a, E, const N: usize, const P: usize> {
+    w: &'a mut [E],
+    alpha: E,
+    terms: [(E, &'a [E]); N],
+    probes: [&'a [E]; P],
+}
+
+impl<E: Elem, const N: usize, const P: usize> Kernel for Combine<'_, E, N, P> {
+    type Output = ([f64; P], f64);
+
+    #[inline(always)]
+    fn run<K: Lanes>(self, k: K) -> ([f64; P], f64) {
+        let Self {
+            w,
+            alpha,
+            terms,
+            probes,
+        } = self;
+        let (wc, w_tail) = chunks_mut(w);
+        let n = wc.len();
+        let a = E::splat(k, alpha);
+        let mut coef = [E::splat(k, E::default()); N];
+        let mut term_c: [&[E::Chunk]; N] = [&[]; N];
+        for j in 0..N {
+            coef[j] = E::splat(k, terms[j].0);
+            term_c[j] = &chunks(terms[j].1).0[..n];
+        }
+        let mut probe_c: [&[E::Chunk]; P] = [&[]; P];
+        for p in 0..P {
+            probe_c[p] = &chunks(probes[p]).0[..n];
+        }
+
+        // Two sets of accumulators (even and odd chunks) so the fma latency is hidden when the
+        // data is in L1.
+        let zero = E::acc_zero(k);
+        let mut dots = [[zero; P]; 2];
+        let mut norm = [zero; 2];
+        for pair in 0..n / 2 {
+            for half in 0..2 {
+                let i = 2 * pair + half;
+                let mut wv = E::vmul(k, E::load(k, &wc[i]), a);
+                for j in 0..N {
+                    wv = E::fma(k, E::load(k, &term_c[j][i]), coef[j], wv);
+                }
+                E::store(k, &mut wc[i], wv);
+                for p in 0..P {
+                    dots[half][p] = E::acc_fma(k, dots[half][p], E::load(k, &probe_c[p][i]), wv);
+                }
+                norm[half] = E::acc_fma(k, norm[half], wv, wv);
+            }
+            if (pair + 1) % FLUSH_FUSED == 0 {
+                for (dots, norm) in dots.iter_mut().zip(&mut norm) {
+                    for d in dots.iter_mut() {
+                        *d = E::acc_flush(k, *d);
+                    }
+                    *norm = E::acc_flush(k, *norm);
+                }
+            }
+        }
+        // A last odd chunk, then the partial one (zero-padded: padded lanes stay 0 and add 0).
+        if n % 2 == 1 {
+            let i = n - 1;
+            let mut wv = E::vmul(k, E::load(k, &wc[i]), a);
+            for j in 0..N {
+                wv = E::fma(k, E::load(k, &term_c[j][i]), coef[j], wv);
+            }
+            E::store(k, &mut wc[i], wv);
+            for p in 0..P {
+                dots[0][p] = E::acc_fma(k, dots[0][p], E::load(k, &probe_c[p][i]), wv);
+            }
+            norm[0] = E::acc_fma(k, norm[0], wv, wv);
+        }
+        if !w_tail.is_empty() {
+            let from = n * E::W;
+            let mut wv = E::vmul(k, E::load(k, &padded(w_tail)), a);
+            for j in 0..N {
+                wv = E::fma(k, E::load(k, &padded(&terms[j].1[from..])), coef[j], wv);
+            }
+            let mut c = bytemuck::Zeroable::zeroed();
+            E::store(k, &mut c, wv);
+            w_tail.copy_from_slice(&as_slice_mut::<E>(&mut c)[..w_tail.len()]);
+            for p in 0..P {
+                dots[0][p] = E::acc_fma(k, dots[0][p], E::load(k, &padded(&probes[p][from..])), wv);
+            }
+            norm[0] = E::acc_fma(k, norm[0], wv, wv);
+        }
+
+        let mut out = [0.0; P];
+        for p in 0..P {
+            out[p] = E::acc_sum(k, dots[0][p]) + E::acc_sum(k, dots[1][p]);
+        }
+        (out, E::acc_sum(k, norm[0]) + E::acc_sum(k, norm[1]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference;
+
+    const LENGTHS: [usize; 10] = [0, 1, 15, 16, 31, 32, 33, 1000, 4097, 20_000];
+
+    fn normals<T: Real>(seed: u64, n: usize) -> Vec<T> {
+        let mut v = vec![T::default(); n];
+        NormalRng::from_seed(seed).fill(&mut v);
+        v
+    }
+
+    fn unit<T: Real>(seed: u64, n: usize) -> Vec<T> {
+        let v: Vec<T> = normals(seed, n);
+        let norm = crate::reference::dot(&v, &v).sqrt().max(1e-300);
+        v.iter().map(|x| T::from_f64(x.to_f64() / norm)).collect()
+    }
+
+    fn abs_dot<T: Real>(a: &[T], b: &[T]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x.to_f64() * y.to_f64()).abs())
+            .sum()
+    }
+
+    /// Tolerance of an accumulated dot product: 1e-6 (f32) or 1e-12 (f64) relative, or, where
+    /// the sum cancels, the worst-case rounding bound (n + 2)·u·Σ|a_i b_i| of sums of n terms in
+    /// precision u — f32 partial sums of n = FLUSH_FUSED products, f64 lane sums of n = d/8.
+    #[track_caller]
+    fn assert_dot<T: Real>(got: f64, want: f64, a: &[T], b: &[T], what: &str) {
+        let (rel, bound) = if T::NAME == "f32" {
+            (1e-6, (FLUSH_FUSED + 2) as f64 * f32::EPSILON as f64 / 2.0)
+        } else {
+            (1e-12, (a.len() / 8 + 2) as f64 * f64::EPSILON / 2.0)
+        };
+        let tol = (rel * want.abs()).max(bound * abs_dot(a, b));
+        assert!(
+            (got - want).abs() <= tol,
+            "{what}: {got} vs {want} (tolerance {tol:e})"
+        );
+    }
+
+    fn check_draw_pair<T: Real, const P: usize>(
+        level: SimdLevel,
+        d: usize,
+        n_shift: usize,
+    ) -> (Vec<T>, Vec<T>, PairProjections<P>) {
+        let shift_v: Vec<Vec<T>> = (0..n_shift).map(|j| unit(100 + j as u64, d)).collect();
+        let shift: Vec<(f64, &[T])> = shift_v
+            .iter()
+            .enumerate()
+            .map(|(j, e)| (1.5 - 0.7 * j as f64, &e[..]))
+            .collect();
+        let probe_v: Vec<Vec<T>> = (0..P).map(|p| unit(200 + p as u64, d)).collect();
+        let probes: [&[T]; P] = core::array::from_fn(|p| &probe_v[p][..]);
+
+        let mut rng = NormalRng::from_seed(d as u64 + 7).with_simd_level(level);
+        rng.fill(&mut [T::default(); 40]); // start mid-stream
+        let mut rng_ref = rng.clone();
+        let (mut x, mut xi) = (vec![T::default(); d], vec![T::default(); d]);
+        let got = draw_pair_and_project(&mut rng, &mut x, &mut xi, &shift, probes);
+        let (mut x_ref, mut xi_ref) = (vec![T::default(); d], vec![T::default(); d]);
+        let want =
+            reference::draw_pair_and_project(&mut rng_ref, &mut x_ref, &mut xi_ref, &shift, probes);
+
+        let what = format!("{} d={d} shifts={n_shift} P={P} {level:?}", T::NAME);
+        assert!(
+            x.iter()
+                .zip(&x_ref)
+                .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()),
+            "x differs: {what}"
+        );
+        assert!(
+            xi.iter()
+                .zip(&xi_ref)
+                .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()),
+            "ξ differs: {what}"
+        );
+        assert_eq!(rng.state(), rng_ref.state(), "stream position: {what}");
+        for (p, probe) in probes.iter().enumerate() {
+            assert_dot(
+                got.x_dot[p],
+                want.x_dot[p],
+                probe,
+                &x,
+                &format!("x_dot[{p}] {what}"),
+            );
+            assert_dot(
+                got.xi_dot[p],
+                want.xi_dot[p],
+                probe,
+                &xi,
+                &format!("xi_dot[{p}] {what}"),
+            );
+        }
+        assert_dot(got.xx, want.xx, &x, &x, &format!("xx {what}"));
+        assert_dot(got.xixi, want.xixi, &xi, &xi, &format!("xixi {what}"));
+        assert_dot(got.xxi, want.xxi, &x, &xi, &format!("xxi {what}"));
+        (x, xi, got)
+    }
+
+    fn draw_pair_all<T: Real>() {
+        let levels = SimdLevel::available();
+        for d in LENGTHS {
+            for n_shift in 0..=MAX_FUSED_TERMS + 1 {
+                let first = check_draw_pair::<T, 3>(levels[0], d, n_shift);
+                for &level in &levels[1..] {
+                    let other = check_draw_pair::<T, 3>(level, d, n_shift);
+                    assert!(
+                        first == other,
+                        "{} d={d} shifts={n_shift}: {:?} and {level:?} differ",
+                        T::NAME,
+                        levels[0]
+                    );
+                }
+            }
+            check_draw_pair::<T, 0>(levels[0], d, 2);
+            check_draw_pair::<T, 1>(levels[0], d, 1);
+        }
+    }
+
+    #[test]
+    fn draw_pair_and_project_f32_matches_its_definition_on_every_level() {
+        draw_pair_all::<f32>();
+    }
+
+    #[test]
+    fn draw_pair_and_project_f64_matches_its_definition_on_every_level() {
+        draw_pair_all::<f64>();
+    }
+
+    fn check_combine<T: Real, const P: usize>(
+        level: SimdLevel,
+        d: usize,
+        n_terms: usize,
+    ) -> (Vec<T>, [f64; P], f64) {
+        let term_v: Vec<Vec<T>> = (0..n_terms).map(|j| normals(300 + j as u64, d)).collect();
+        let terms: Vec<(f64, &[T])> = term_v
+            .iter()
+            .enumerate()
+            .map(|(j, t)| (0.01 * (j as f64 - 1.5), &t[..]))
+            .collect();
+        let probe_v: Vec<Vec<T>> = (0..P).map(|p| unit(400 + p as u64, d)).collect();
+        let probes: [&[T]; P] = core::array::from_fn(|p| &probe_v[p][..]);
+        let w0: Vec<T> = unit(500, d);
+
+        let mut w = w0.clone();
+        let (dots, norm) = combine_and_project_at(level, &mut w, 0.9, &terms, probes);
+        let mut w_ref = w0.clone();
+        let (dots_ref, norm_ref) = reference::combine_and_project(&mut w_ref, 0.9, &terms, probes);
+
+        let what = format!("{} d={d} terms={n_terms} P={P} {level:?}", T::NAME);
+        assert!(
+            w.iter()
+                .zip(&w_ref)
+                .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()),
+            "w differs: {what}"
+        );
+        for p in 0..P {
+            assert_dot(
+                dots[p],
+                dots_ref[p],
+                probes[p],
+                &w,
+                &format!("dot[{p}] {what}"),
+            );
+        }
+        assert_dot(norm, norm_ref, &w, &w, &format!("norm {what}"));
+        (w, dots, norm)
+    }
+
+    fn combine_all<T: Real>() {
+        let levels = SimdLevel::available();
+        for d in LENGTHS {
+            for n_terms in 0..=MAX_FUSED_TERMS + 1 {
+                let first = check_combine::<T, 3>(levels[0], d, n_terms);
+                for &level in &levels[1..] {
+                    let other = check_combine::<T, 3>(level, d, n_terms);
+                    assert!(
+                        first == other,
+                        "{} d={d} terms={n_terms}: {:?} and {level:?} differ",
+                        T::NAME,
+                        levels[0]
+                    );
+                }
+            }
+            check_combine::<T, 0>(levels[0], d, 1);
+        }
+    }
+
+    #[test]
+    fn combine_and_project_f32_matches_its_definition_on_every_level() {
+        combine_all::<f32>();
+    }
+
+    #[test]
+    fn combine_and_project_f64_matches_its_definition_on_every_level() {
+        combine_all::<f64>();
+    }
 }

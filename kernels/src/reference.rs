@@ -1,0 +1,70 @@
+//! Slow, obvious implementations of the kernels, element type generic: the yardstick the tests
+//! compare the SIMD kernels against, and the path for a [`Real`] other than f32/f64.
+//!
+//! Element-wise results (`axpy`, `scale`, the vectors written by the fused passes) must match the
+//! fast kernels bit for bit; accumulations match up to summation order.
+
+use crate::{NormalRng, Real};
+
+/// ⟨a, b⟩ with f64 products and a sequential f64 sum.
+#[track_caller]
+pub fn dot<T: Real>(a: &[T], b: &[T]) -> f64 {
+    assert_eq!(a.len(), b.len(), "dot: length mismatch");
+    a.iter().zip(b).map(|(x, y)| x.to_f64() * y.to_f64()).sum()
+}
+
+/// y ← y + alpha·x, as `x[i].mul_add(alpha, y[i])` in `T`.
+#[track_caller]
+pub fn axpy<T: Real>(alpha: f64, x: &[T], y: &mut [T]) {
+    assert_eq!(x.len(), y.len(), "axpy: length mismatch");
+    let a = T::from_f64(alpha);
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi = xi.mul_add(a, *yi);
+    }
+}
+
+/// x ← alpha·x in `T`.
+pub fn scale<T: Real>(alpha: f64, x: &mut [T]) {
+    let a = T::from_f64(alpha);
+    for xi in x.iter_mut() {
+        *xi *= a;
+    }
+}
+
+/// [`crate::fused::draw_pair_and_project`] as its documented sequence of calls.
+#[track_caller]
+pub fn draw_pair_and_project<T: Real, const P: usize>(
+    rng: &mut NormalRng,
+    x: &mut [T],
+    xi: &mut [T],
+    shift: &[(f64, &[T])],
+    probes: [&[T]; P],
+) -> crate::fused::PairProjections<P> {
+    rng.fill(x);
+    rng.fill(xi);
+    for &(c, e) in shift {
+        axpy(c, e, x);
+    }
+    crate::fused::PairProjections {
+        x_dot: probes.map(|p| dot(p, x)),
+        xi_dot: probes.map(|p| dot(p, xi)),
+        xx: dot(x, x),
+        xixi: dot(xi, xi),
+        xxi: dot(x, xi),
+    }
+}
+
+/// [`crate::fused::combine_and_project`] as scale, axpys, dots.
+#[track_caller]
+pub fn combine_and_project<T: Real, const P: usize>(
+    w: &mut [T],
+    alpha: f64,
+    terms: &[(f64, &[T])],
+    probes: [&[T]; P],
+) -> ([f64; P], f64) {
+    scale(alpha, w);
+    for &(c, t) in terms {
+        axpy(c, t, w);
+    }
+    (probes.map(|p| dot(p, w)), dot(w, w))
+}
