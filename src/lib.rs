@@ -8,6 +8,7 @@ pub mod config;
 pub mod grid;
 pub mod model;
 pub mod observe;
+pub mod report;
 pub mod net;
 pub mod rng;
 pub mod store;
