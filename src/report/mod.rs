@@ -238,7 +238,7 @@ fn scaling_chart(s: &StudySummary) -> Chart {
     }
     Chart {
         title: "sample complexity n̂* against d".into(),
-        x: Axis::log("d"),
+        x: Axis::log("d").with_ticks(s.dims.iter().map(|&d| d as f64).collect()),
         y: Axis::log("samples to recovery n̂*"),
         lines,
     }

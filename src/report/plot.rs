@@ -7,6 +7,7 @@
 
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
+use plotters::coord::combinators::BindKeyPoints;
 use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -86,6 +87,8 @@ pub struct Axis {
     pub label: String,
     pub log: bool,
     pub range: Option<(f64, f64)>,
+    /// Tick positions on a log axis (default: see [`log_ticks`]).
+    pub ticks: Option<Vec<f64>>,
 }
 
 impl Axis {
@@ -94,6 +97,7 @@ impl Axis {
             label: label.into(),
             log: false,
             range: None,
+            ticks: None,
         }
     }
     pub fn log(label: impl Into<String>) -> Self {
@@ -101,7 +105,12 @@ impl Axis {
             label: label.into(),
             log: true,
             range: None,
+            ticks: None,
         }
+    }
+    pub fn with_ticks(mut self, ticks: Vec<f64>) -> Self {
+        self.ticks = Some(ticks);
+        self
     }
     pub fn with_range(mut self, lo: f64, hi: f64) -> Self {
         self.range = Some((lo, hi));
@@ -182,16 +191,33 @@ pub fn draw_any<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart
     });
     let (x0, x1) = fit_range(xs, &chart.x);
     let (y0, y1) = fit_range(ys, &chart.y);
+    let (kx, ky) = (log_ticks(x0, x1, chart.x.ticks.as_deref()), log_ticks(y0, y1, chart.y.ticks.as_deref()));
     match (chart.x.log, chart.y.log) {
-        (true, true) => draw_in(root, chart, (x0..x1).log_scale(), (y0..y1).log_scale()),
-        (true, false) => draw_in(root, chart, (x0..x1).log_scale(), x_lin(y0, y1)),
-        (false, true) => draw_in(root, chart, x_lin(x0, x1), (y0..y1).log_scale()),
-        (false, false) => draw_in(root, chart, x_lin(x0, x1), x_lin(y0, y1)),
+        (true, true) => draw_in(root, chart, (x0..x1).log_scale().with_key_points(kx), (y0..y1).log_scale().with_key_points(ky)),
+        (true, false) => draw_in(root, chart, (x0..x1).log_scale().with_key_points(kx), y0..y1),
+        (false, true) => draw_in(root, chart, x0..x1, (y0..y1).log_scale().with_key_points(ky)),
+        (false, false) => draw_in(root, chart, x0..x1, y0..y1),
     }
 }
 
-fn x_lin(a: f64, b: f64) -> std::ops::Range<f64> {
-    a..b
+/// Tick positions of a log axis on [lo, hi]: the given ones inside the range, else powers of ten,
+/// refined to 1-2-5 and then 1…9 steps while fewer than three fall inside.
+pub fn log_ticks(lo: f64, hi: f64, given: Option<&[f64]>) -> Vec<f64> {
+    if let Some(g) = given {
+        return g.iter().copied().filter(|&v| v >= lo && v <= hi).collect();
+    }
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return vec![];
+    }
+    let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let mut out = Vec::new();
+    for mantissas in [&[1.0][..], &[1.0, 2.0, 5.0], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]] {
+        out = (k0..=k1).flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k))).filter(|&v| v >= lo && v <= hi).collect();
+        if out.len() >= 3 {
+            break;
+        }
+    }
+    out
 }
 
 fn draw_in<DB, X, Y>(root: &DrawingArea<DB, Shift>, chart: &Chart, x: X, y: Y) -> Result<()>
