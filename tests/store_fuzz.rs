@@ -37,14 +37,21 @@ fn mutated(base: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn runner() -> TestRunner {
-    TestRunner::new(PtConfig { cases: CASES, failure_persistence: None, ..PtConfig::default() })
+    TestRunner::new(PtConfig {
+        cases: CASES,
+        failure_persistence: None,
+        ..PtConfig::default()
+    })
 }
 
 #[test]
 fn npy_header_parser_never_panics() {
     let mut valid = npy::header("<f8", &[64, 129, 3]);
     valid.extend_from_slice(&[0u8; 16]);
-    let strategy = prop_oneof![proptest::collection::vec(any::<u8>(), 0..200), mutated(valid)];
+    let strategy = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..200),
+        mutated(valid)
+    ];
     runner()
         .run(&strategy, |bytes| {
             if let Ok(h) = npy::parse_header(&bytes) {
@@ -57,8 +64,14 @@ fn npy_header_parser_never_panics() {
 
 #[test]
 fn config_loader_never_panics() {
-    let base = include_str!("../data/configs/staircase.toml").as_bytes().to_vec();
-    let strategy = prop_oneof![proptest::collection::vec(any::<char>(), 0..120).prop_map(|c| c.into_iter().collect::<String>().into_bytes()), mutated(base)];
+    let base = include_str!("../data/configs/staircase.toml")
+        .as_bytes()
+        .to_vec();
+    let strategy = prop_oneof![
+        proptest::collection::vec(any::<char>(), 0..120)
+            .prop_map(|c| c.into_iter().collect::<String>().into_bytes()),
+        mutated(base)
+    ];
     runner()
         .run(&strategy, |bytes| {
             let text = String::from_utf8_lossy(&bytes);

@@ -221,7 +221,8 @@ fn scaling_chart(s: &StudySummary) -> Chart {
     }
     if let Some((d0, n0)) = anchor.or_else(|| lines.iter().find_map(|l| l.points.first().copied()))
     {
-        let refs: [(&str, fn(f64) -> f64); 3] = [
+        type Scaling = fn(f64) -> f64;
+        let refs: [(&str, Scaling); 3] = [
             ("∝ d", |d| d),
             ("∝ d log d", |d| d * d.ln()),
             ("∝ d³", |d| d * d * d),

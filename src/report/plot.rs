@@ -191,11 +191,29 @@ pub fn draw_any<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart
     });
     let (x0, x1) = fit_range(xs, &chart.x);
     let (y0, y1) = fit_range(ys, &chart.y);
-    let (kx, ky) = (log_ticks(x0, x1, chart.x.ticks.as_deref()), log_ticks(y0, y1, chart.y.ticks.as_deref()));
+    let (kx, ky) = (
+        log_ticks(x0, x1, chart.x.ticks.as_deref()),
+        log_ticks(y0, y1, chart.y.ticks.as_deref()),
+    );
     match (chart.x.log, chart.y.log) {
-        (true, true) => draw_in(root, chart, (x0..x1).log_scale().with_key_points(kx), (y0..y1).log_scale().with_key_points(ky)),
-        (true, false) => draw_in(root, chart, (x0..x1).log_scale().with_key_points(kx), y0..y1),
-        (false, true) => draw_in(root, chart, x0..x1, (y0..y1).log_scale().with_key_points(ky)),
+        (true, true) => draw_in(
+            root,
+            chart,
+            (x0..x1).log_scale().with_key_points(kx),
+            (y0..y1).log_scale().with_key_points(ky),
+        ),
+        (true, false) => draw_in(
+            root,
+            chart,
+            (x0..x1).log_scale().with_key_points(kx),
+            y0..y1,
+        ),
+        (false, true) => draw_in(
+            root,
+            chart,
+            x0..x1,
+            (y0..y1).log_scale().with_key_points(ky),
+        ),
         (false, false) => draw_in(root, chart, x0..x1, y0..y1),
     }
 }
@@ -211,8 +229,15 @@ pub fn log_ticks(lo: f64, hi: f64, given: Option<&[f64]>) -> Vec<f64> {
     }
     let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
     let mut out = Vec::new();
-    for mantissas in [&[1.0][..], &[1.0, 2.0, 5.0], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]] {
-        out = (k0..=k1).flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k))).filter(|&v| v >= lo && v <= hi).collect();
+    for mantissas in [
+        &[1.0][..],
+        &[1.0, 2.0, 5.0],
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+    ] {
+        out = (k0..=k1)
+            .flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k)))
+            .filter(|&v| v >= lo && v <= hi)
+            .collect();
         if out.len() >= 3 {
             break;
         }

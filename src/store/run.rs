@@ -220,8 +220,8 @@ pub fn run_store(
     on_total(total);
     let cfg = &manifest.config;
     match cfg.experiment.precision {
-        Precision::F32 => run_pending::<f32>(cfg, &manifest, &stores, &pending, advance)?,
-        Precision::F64 => run_pending::<f64>(cfg, &manifest, &stores, &pending, advance)?,
+        Precision::F32 => run_pending::<f32>(cfg, &stores, &pending, advance)?,
+        Precision::F64 => run_pending::<f64>(cfg, &stores, &pending, advance)?,
     }
     finalize(
         opts.out,
@@ -232,11 +232,12 @@ pub fn run_store(
     )
 }
 
-type Shared<T> = Option<(Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>)>;
+/// The data model and its surrogate shared by the walkers of one dimension.
+type SharedModel<T> = (Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>);
+type Shared<T> = Option<SharedModel<T>>;
 
 fn run_pending<T: EngineReal>(
     cfg: &Config,
-    m: &Manifest,
     stores: &[DimStore],
     pending: &[(usize, usize)],
     advance: &(dyn Fn(u64) + Sync),
@@ -255,9 +256,7 @@ fn run_pending<T: EngineReal>(
         .collect();
     let errors: Vec<anyhow::Error> = pending
         .par_iter()
-        .filter_map(|&(i, w)| {
-            run_one::<T>(cfg, m, &stores[i], shared[i].as_ref(), w, advance).err()
-        })
+        .filter_map(|&(i, w)| run_one::<T>(cfg, &stores[i], shared[i].as_ref(), w, advance).err())
         .collect();
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
@@ -267,9 +266,8 @@ fn run_pending<T: EngineReal>(
 
 fn run_one<T: EngineReal>(
     cfg: &Config,
-    m: &Manifest,
     store: &DimStore,
-    shared: Option<&(Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>)>,
+    shared: Option<&SharedModel<T>>,
     w: usize,
     advance: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
@@ -292,7 +290,7 @@ fn run_one<T: EngineReal>(
     let (next, step) = ckpt.as_ref().map(|c| (c.records, c.step)).unwrap_or((0, 0));
     // Records past the checkpoint (published just before a kill) are rewritten, identically.
     store.set_count(w, next).with_context(what)?;
-    let mut sink = WalkerSink::new(store, w, next, step, m.batch as u64, advance);
+    let mut sink = WalkerSink::new(store, w, next, step, advance);
     let outcome = study::run_job_from::<T, _>(cfg, d, w as u64, shared, ckpt, &mut sink)
         .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?;
     sink.finish().with_context(what)?;

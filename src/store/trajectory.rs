@@ -532,7 +532,6 @@ pub struct WalkerSink<'a> {
     walker: usize,
     next: usize,
     last_step: u64,
-    batch: u64,
     progress: &'a (dyn Fn(u64) + Sync),
     error: Option<io::Error>,
 }
@@ -544,7 +543,6 @@ impl<'a> WalkerSink<'a> {
         walker: usize,
         next: usize,
         step: u64,
-        batch: u64,
         progress: &'a (dyn Fn(u64) + Sync),
     ) -> Self {
         Self {
@@ -552,7 +550,6 @@ impl<'a> WalkerSink<'a> {
             walker,
             next,
             last_step: step,
-            batch,
             progress,
             error: None,
         }
@@ -575,9 +572,8 @@ impl Observer for WalkerSink<'_> {
             }
         }
         self.next += 1;
-        let step = record.samples / self.batch.max(1);
-        (self.progress)(step.saturating_sub(self.last_step));
-        self.last_step = step;
+        (self.progress)(record.step.saturating_sub(self.last_step));
+        self.last_step = record.step;
     }
 
     fn wants_checkpoints(&self) -> bool {
