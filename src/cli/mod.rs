@@ -1,8 +1,12 @@
 //! The `diffexp` command line.
 
+mod progress;
+
 use crate::config::{Config, ConfigError};
+use crate::store::manifest::Shard;
+use crate::store::run::{StoreOptions, run_store, summary_value};
 use crate::study::{self, DIRECTION_NAMES, StudySummary, WalkerResult};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -30,6 +34,11 @@ pub enum Command {
     /// Speed figures: ns per normal, ns per step at each d and its ratio to the step's 2d normals,
     /// steps/s on 1 and 2 threads, the K = 8 / B = 64 step against faer's matmul time.
     Bench(BenchArgs),
+    /// Combine the complete shards of a study (`study --shard i/N`) into one store, byte-identical
+    /// to an unsharded run, and print its exponents.
+    Merge(MergeArgs),
+    /// Figures (PNG and SVG) and a Markdown summary of a finished store.
+    Report(ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -73,6 +82,17 @@ pub struct RunArgs {
     /// Override `experiment.d`.
     #[arg(long)]
     pub d: Option<usize>,
+    /// Write the trajectories to this store directory (NPY arrays + manifest.json), checkpointing
+    /// every walker so that `--resume` can continue an interrupted run.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the store in `--out` (or start it if there is none).
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Sync every record and checkpoint to disk before publishing it, so that the store also
+    /// survives a machine crash (not only a killed process); costs a disk round trip per record.
+    #[arg(long, requires = "out")]
+    pub fsync: bool,
 }
 
 #[derive(Args, Debug)]
@@ -85,6 +105,43 @@ pub struct StudyArgs {
     /// Override `study.dims` (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub dims: Option<Vec<usize>>,
+    /// Run only shard i of N (0 ≤ i < N): job j of the (d, walker) jobs, d-major, belongs to shard
+    /// j mod N. Default --out: out/<experiment.name>/shard-i-of-N. Combine with `diffexp merge`.
+    #[arg(long, value_parser = Shard::parse, value_name = "i/N")]
+    pub shard: Option<Shard>,
+    /// Continue the store in --out from what is on disk (finished walkers are kept, unfinished ones
+    /// restart from their last checkpoint); starts it if there is none.
+    #[arg(long)]
+    pub resume: bool,
+    /// Sync every record and checkpoint to disk before publishing it, so that the store also
+    /// survives a machine crash (not only a killed process); costs a disk round trip per record.
+    #[arg(long)]
+    pub fsync: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Shard directories, one per shard (any order).
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Directory of the merged store (must not hold one yet).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print one JSON object on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// A finished store (`diffexp study --out DIR` or `diffexp merge --out DIR`).
+    pub dir: PathBuf,
+    /// Where the figures and report.md go (default: DIR/report).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Do not list the files written.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -165,12 +222,18 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Study(a) => cmd_study(a),
         Command::Exponent(a) => cmd_exponent(a),
         Command::Bench(a) => cmd_bench(a),
+        Command::Merge(a) => cmd_merge(a),
+        Command::Report(a) => cmd_report(a),
     };
     match res {
         Ok(()) => 0,
         Err(e) => {
             if let Some(ce) = e.downcast_ref::<ConfigError>() {
                 eprintln!("error: {ce}");
+                EXIT_BAD_INPUT
+            } else if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData) {
+                // A truncated, foreign or malformed store file.
+                eprintln!("error: {e:#}");
                 EXIT_BAD_INPUT
             } else {
                 eprintln!("error: {e:#}");
@@ -201,7 +264,20 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     let d = cfg.experiment.d;
     let pool = thread_pool(cfg.experiment.threads)?;
     let t0 = Instant::now();
-    let results: Vec<WalkerResult> = pool.install(|| study::run_jobs(&cfg, &[d], true, &|_| {}));
+    let bar = progress::StepProgress::new(a.common.quiet || a.common.json);
+    let results: Vec<WalkerResult> = match &a.out {
+        Some(out) => {
+            let opts = StoreOptions { out, command: "run", shard: None, resume: a.resume, durable: a.fsync };
+            pool.install(|| run_store(&cfg, &[d], &opts, &|n| bar.set_total(n), &|n| bar.advance(n)))?;
+            crate::store::run::load_store(out, true)?.1
+        }
+        None => {
+            let per_walker = cfg.train.max_steps(d);
+            bar.set_total(per_walker * cfg.train.walkers as u64);
+            pool.install(|| study::run_jobs(&cfg, &[d], true, &|n| bar.advance(n as u64 * per_walker)))
+        }
+    };
+    bar.finish();
     let wall = t0.elapsed().as_secs_f64();
     let steps: u64 = results.iter().map(|r| r.outcome.steps).sum();
     let dirs = cfg.directions();
@@ -335,34 +411,75 @@ fn cmd_study(a: StudyArgs) -> Result<()> {
         cfg.validate()?;
     }
     let dims = cfg.study.dims.clone();
-    let out = a.out.clone().unwrap_or_else(|| Path::new("out").join(&cfg.experiment.name));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating output directory {}", out.display()))?;
+    let out = a.out.clone().unwrap_or_else(|| {
+        let base = Path::new("out").join(&cfg.experiment.name);
+        match a.shard {
+            Some(s) => base.join(format!("shard-{}-of-{}", s.index, s.count)),
+            None => base,
+        }
+    });
     let pool = thread_pool(cfg.experiment.threads)?;
-    let total = dims.len() * cfg.train.walkers;
-    let done = std::sync::atomic::AtomicUsize::new(0);
     let quiet = a.common.quiet || a.common.json;
     let t0 = Instant::now();
-    let progress = |n: usize| {
-        let k = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
-        if !quiet && (k % (total / 20).max(1) == 0 || k == total) {
-            eprintln!("  {k}/{total} walkers done ({:.1} s)", t0.elapsed().as_secs_f64());
-        }
-    };
     if !quiet {
         print_exponents_before_training(&cfg);
-        eprintln!("diffexp study `{}`: d ∈ {:?}, {} walkers per d", cfg.experiment.name, dims, cfg.train.walkers);
+        let shard = a.shard.map(|s| format!(", shard {}/{}", s.index, s.count)).unwrap_or_default();
+        eprintln!("diffexp study `{}`: d ∈ {:?}, {} walkers per d{shard} → {}", cfg.experiment.name, dims, cfg.train.walkers, out.display());
     }
-    let results = pool.install(|| study::run_jobs(&cfg, &dims, false, &progress));
+    let bar = progress::StepProgress::new(quiet);
+    let opts = StoreOptions { out: &out, command: "study", shard: a.shard, resume: a.resume, durable: a.fsync };
+    let done = pool.install(|| run_store(&cfg, &dims, &opts, &|n| bar.set_total(n), &|n| bar.advance(n)))?;
+    bar.finish();
     let wall = t0.elapsed().as_secs_f64();
-    let summary = study::summarise(&cfg, &dims, &results);
-    let summary_path = out.join("summary.json");
-    let value = json!({"command": "study", "wall_seconds": wall, "config": cfg, "summary": summary, "exponents": summary.exponents});
-    std::fs::write(&summary_path, serde_json::to_string_pretty(&value)?)?;
+    let Some(summary) = done.summary else {
+        let s = a.shard.expect("only shards lack a summary");
+        if a.common.json {
+            let v = json!({"command": "study", "shard": {"index": s.index, "count": s.count}, "out": out, "jobs_run": done.ran, "jobs_already_done": done.already_done, "wall_seconds": wall});
+            println!("{}", serde_json::to_string(&v)?);
+        } else {
+            println!(
+                "shard {}/{}: {} jobs finished ({} now, {} found done) in {wall:.1} s; results in {}",
+                s.index,
+                s.count,
+                done.ran + done.already_done,
+                done.ran,
+                done.already_done,
+                out.display()
+            );
+            println!("when every shard is complete: diffexp merge SHARD_DIR... --out DIR");
+        }
+        return Ok(());
+    };
+    let mut value = summary_value(&cfg, &summary);
+    value["wall_seconds"] = json!(wall);
     if a.common.json {
         println!("{}", serde_json::to_string(&value)?);
     } else {
         print_study(&summary);
         println!("\nwall time {wall:.1} s; results in {}", out.display());
+    }
+    Ok(())
+}
+
+fn cmd_merge(a: MergeArgs) -> Result<()> {
+    let done = crate::store::merge::merge(&a.dirs, &a.out)?;
+    let summary = done.summary.expect("a merged store is unsharded");
+    if a.json {
+        println!("{}", serde_json::to_string(&summary_value(&done.manifest.config, &summary))?);
+    } else {
+        print_study(&summary);
+        println!("\nmerged {} shards into {}", a.dirs.len(), a.out.display());
+    }
+    Ok(())
+}
+
+fn cmd_report(a: ReportArgs) -> Result<()> {
+    let out = a.out.clone().unwrap_or_else(|| a.dir.join("report"));
+    let files = crate::report::write_report(&a.dir, &out)?;
+    if !a.quiet {
+        for f in files {
+            println!("{}", f.display());
+        }
     }
     Ok(())
 }

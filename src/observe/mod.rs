@@ -37,6 +37,13 @@ pub struct Record {
 /// Receives records from a training run.
 pub trait Observer {
     fn on_record(&mut self, record: &Record);
+    /// True if this observer persists walkers: the trainer then builds a checkpoint after every
+    /// record (which costs a copy of the weights) and hands it to [`Observer::on_checkpoint`].
+    fn wants_checkpoints(&self) -> bool {
+        false
+    }
+    /// A resumable snapshot taken right after the record just reported.
+    fn on_checkpoint(&mut self, _checkpoint: &crate::train::WalkerCheckpoint) {}
 }
 
 /// Keeps every record in memory.

@@ -13,7 +13,7 @@ use crate::observe::{Discard, Observer, Record, RecoveryTracker, Trajectory};
 use crate::rng::{ScalarRng, StreamId, StreamKind, hash_name};
 use crate::train::single::{SingleDirectionLearner, SingleDirectionSetup};
 use crate::train::two_layer::{TwoLayerLearner, TwoLayerSetup};
-use crate::train::{RunPlan, WalkerOutcome, run_walker};
+use crate::train::{RunPlan, WalkerCheckpoint, WalkerOutcome, WalkerStart, run_walker_from};
 use diffexp_kernels::Real;
 use fit::{ScalingFit, fit_scaling};
 use rayon::prelude::*;
@@ -106,8 +106,25 @@ pub fn run_full_walker<T: EngineReal, O: Observer>(
     surrogate: Arc<GaussianSurrogate<T>>,
     observer: &mut O,
 ) -> WalkerOutcome {
+    run_full_walker_from(cfg, d, walker, model, surrogate, None, observer).expect("a fresh start cannot fail")
+}
+
+/// [`run_full_walker`] from a checkpoint (`None`: from the start); fails if the checkpoint does
+/// not fit this walker.
+pub fn run_full_walker_from<T: EngineReal, O: Observer>(
+    cfg: &Config,
+    d: usize,
+    walker: u64,
+    model: Arc<MixedCumulantModel<T>>,
+    surrogate: Arc<GaussianSurrogate<T>>,
+    checkpoint: Option<WalkerCheckpoint>,
+    observer: &mut O,
+) -> Result<WalkerOutcome, String> {
     let plan = run_plan(cfg, d);
-    let tracker = RecoveryTracker::new(thresholds(cfg));
+    let start = match checkpoint {
+        Some(c) => WalkerStart::Resume(Box::new(c)),
+        None => WalkerStart::Fresh(RecoveryTracker::new(thresholds(cfg))),
+    };
     let seeds = |k| stream(cfg, d, walker, k);
     let a_values = cfg.noise.a_values();
     let dn = &cfg.denoiser;
@@ -128,7 +145,7 @@ pub fn run_full_walker<T: EngineReal, O: Observer>(
                 eval_seed: seeds(StreamKind::Evaluation),
             };
             let mut l = SingleDirectionLearner::new(model, surrogate, setup);
-            run_walker(&mut l, &plan, tracker, observer)
+            run_walker_from(&mut l, &plan, start, observer)
         }
         DenoiserKind::Tied | DenoiserKind::Untied => {
             let setup = TwoLayerSetup {
@@ -146,7 +163,7 @@ pub fn run_full_walker<T: EngineReal, O: Observer>(
                 eval_seed: seeds(StreamKind::Evaluation),
             };
             let mut l = TwoLayerLearner::<T>::new(model, surrogate, setup);
-            run_walker(&mut l, &plan, tracker, observer)
+            run_walker_from(&mut l, &plan, start, observer)
         }
     }
 }
@@ -168,6 +185,29 @@ pub fn run_job<T: EngineReal>(cfg: &Config, d: usize, walker: u64, shared: Optio
         }
     };
     WalkerResult { d, walker, outcome, records: traj.records }
+}
+
+/// Runs one (d, walker) job with the configured engine from a checkpoint (`None`: from the start),
+/// reporting records and checkpoints to `observer` (the trajectory store uses this).
+pub fn run_job_from<T: EngineReal, O: Observer>(
+    cfg: &Config,
+    d: usize,
+    walker: u64,
+    shared: Option<&(Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>)>,
+    checkpoint: Option<WalkerCheckpoint>,
+    observer: &mut O,
+) -> Result<WalkerOutcome, String> {
+    match cfg.experiment.engine {
+        Engine::Full => {
+            let (m, s) = match shared {
+                Some((m, s)) => (Arc::clone(m), Arc::clone(s)),
+                None => build_model::<T>(cfg, d, walker),
+            };
+            run_full_walker_from(cfg, d, walker, m, s, checkpoint, observer)
+        }
+        // Keep in step with `run_job` when the reduced engine lands.
+        Engine::Reduced => unreachable!("reduced engine rejected by check_supported"),
+    }
 }
 
 /// Rejects configurations this build cannot run, with the field and the reason.

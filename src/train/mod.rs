@@ -81,18 +81,83 @@ pub struct WalkerOutcome {
     pub diverged: Option<String>,
 }
 
+/// Where a walker resumes: everything [`run_walker_from`] needs besides the learner's own state,
+/// taken at a record point (after the record was handed to the observer).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WalkerCheckpoint {
+    /// Steps taken so far.
+    pub step: u64,
+    /// Records already handed to the observer (the next record is `plan.grid[records]`).
+    pub records: usize,
+    /// Running train-loss accumulator since the last record (sum, count).
+    pub loss_sum: f64,
+    pub loss_n: u64,
+    pub recovery: RecoveryTracker,
+    pub learner: LearnerState,
+}
+
+/// How [`run_walker_from`] starts.
+#[derive(Clone, Debug)]
+pub enum WalkerStart {
+    /// From the learner as built, with this (empty) recovery tracker.
+    Fresh(RecoveryTracker),
+    /// From a checkpoint: the learner is restored first.
+    Resume(Box<WalkerCheckpoint>),
+}
+
+/// What a walker whose weights stopped being finite by `step` reports.
+pub fn divergence_message(step: u64) -> String {
+    format!("weights became non-finite by step {step}; lower train.delta")
+}
+
 /// Runs `learner` to the end of `plan.grid`, checking recovery after every step.
 pub fn run_walker<L: Learner, O: Observer>(
     learner: &mut L,
     plan: &RunPlan,
-    mut recovery: RecoveryTracker,
+    recovery: RecoveryTracker,
     observer: &mut O,
 ) -> WalkerOutcome {
-    let mut step = 0u64;
-    recovery.check(&learner.overlaps(), 0);
-    let mut loss_sum = 0.0;
-    let mut loss_n = 0u64;
-    for &point in &plan.grid {
+    run_walker_from(learner, plan, WalkerStart::Fresh(recovery), observer)
+        .expect("a fresh start cannot fail")
+}
+
+/// [`run_walker`] from a fresh start or a checkpoint. When the observer asks for checkpoints
+/// ([`Observer::wants_checkpoints`]) it gets one after every record of a finite walker; resuming
+/// from any of them gives bit-for-bit the records and outcome of the uninterrupted run. Fails only
+/// if the checkpoint does not fit the learner or the plan.
+pub fn run_walker_from<L: Learner, O: Observer>(
+    learner: &mut L,
+    plan: &RunPlan,
+    start: WalkerStart,
+    observer: &mut O,
+) -> Result<WalkerOutcome, String> {
+    let (mut step, first_record, mut recovery, mut loss_sum, mut loss_n) = match start {
+        WalkerStart::Fresh(mut recovery) => {
+            recovery.check(&learner.overlaps(), 0);
+            (0u64, 0usize, recovery, 0.0, 0u64)
+        }
+        WalkerStart::Resume(c) => {
+            if c.records > plan.grid.len() || (c.records > 0 && c.step > plan.grid[c.records - 1]) {
+                return Err(format!(
+                    "checkpoint at step {} after {} records does not fit a plan of {} record points",
+                    c.step,
+                    c.records,
+                    plan.grid.len()
+                ));
+            }
+            learner.restore(&c.learner)?;
+            let c = *c;
+            (c.step, c.records, c.recovery, c.loss_sum, c.loss_n)
+        }
+    };
+    if first_record > 0 && plan.stop_when_recovered && recovery.all_recovered() {
+        return Ok(WalkerOutcome {
+            steps: step,
+            recovery,
+            diverged: None,
+        });
+    }
+    for (index, &point) in plan.grid.iter().enumerate().skip(first_record) {
         while step < point {
             loss_sum += learner.step();
             loss_n += 1;
@@ -103,11 +168,11 @@ pub fn run_walker<L: Learner, O: Observer>(
             }
         }
         if !learner.is_finite() {
-            return WalkerOutcome {
+            return Ok(WalkerOutcome {
                 steps: step,
                 recovery,
-                diverged: Some(format!("weights became non-finite by step {step}; lower train.delta")),
-            };
+                diverged: Some(divergence_message(step)),
+            });
         }
         let rec = Record {
             step,
@@ -115,15 +180,33 @@ pub fn run_walker<L: Learner, O: Observer>(
             overlaps: learner.overlaps(),
             norm: learner.norm(),
             skip: learner.skip(),
-            train_loss: if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN },
+            train_loss: if loss_n > 0 {
+                loss_sum / loss_n as f64
+            } else {
+                f64::NAN
+            },
             eval: plan.n_eval.map(|n| learner.evaluate(n)),
         };
         observer.on_record(&rec);
         loss_sum = 0.0;
         loss_n = 0;
+        if observer.wants_checkpoints() {
+            observer.on_checkpoint(&WalkerCheckpoint {
+                step,
+                records: index + 1,
+                loss_sum,
+                loss_n,
+                recovery: recovery.clone(),
+                learner: learner.state(),
+            });
+        }
         if plan.stop_when_recovered && recovery.all_recovered() {
             break;
         }
     }
-    WalkerOutcome { steps: step, recovery, diverged: None }
+    Ok(WalkerOutcome {
+        steps: step,
+        recovery,
+        diverged: None,
+    })
 }
