@@ -244,7 +244,7 @@ pub fn main_with(cli: Cli) -> i32 {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(f64::total_cmp);
     if v.is_empty() {
         return f64::NAN;
     }
@@ -452,11 +452,14 @@ fn cmd_study(a: StudyArgs) -> Result<()> {
     };
     let mut value = summary_value(&cfg, &summary);
     value["wall_seconds"] = json!(wall);
+    // A finished study also draws its figures (the same as `diffexp report OUT`).
+    let figures = crate::report::write_report(&out, &out.join("report"))?;
+    value["figures"] = json!(figures);
     if a.common.json {
         println!("{}", serde_json::to_string(&value)?);
     } else {
         print_study(&summary);
-        println!("\nwall time {wall:.1} s; results in {}", out.display());
+        println!("\nwall time {wall:.1} s; results in {}, figures in {}", out.display(), out.join("report").display());
     }
     Ok(())
 }

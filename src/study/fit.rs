@@ -88,11 +88,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn interval(value: f64, mut reps: Vec<f64>) -> Estimate {
-    reps.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    reps.sort_by(f64::total_cmp);
     Estimate { value, ci_low: percentile(&reps, 0.025), ci_high: percentile(&reps, 0.975) }
 }
 
 fn slopes(dims: &[usize], q: &[f64]) -> (f64, f64) {
+    // A walker that starts above θ has n* = 0; on a log scale that is one sample.
+    let q: Vec<f64> = q.iter().map(|v| v.max(1.0)).collect();
     let x: Vec<f64> = dims.iter().map(|&d| (d as f64).ln()).collect();
     let y: Vec<f64> = q.iter().map(|v| v.ln()).collect();
     let yc: Vec<f64> = q.iter().zip(dims).map(|(v, &d)| (v / (d as f64).ln()).ln()).collect();
@@ -115,7 +117,7 @@ pub fn fit_scaling(samples: &[RecoverySample], q: f64, min_success: f64, replica
     let (slope, lc) = slopes(&dims, &qs);
     let lx: Vec<f64> = dims.iter().map(|&d| (d as f64).ln()).collect();
     let llx: Vec<f64> = lx.iter().map(|x| x.ln()).collect();
-    let ly: Vec<f64> = qs.iter().map(|v| v.ln()).collect();
+    let ly: Vec<f64> = qs.iter().map(|v| v.max(1.0).ln()).collect();
     let two = ols2(&lx, &llx, &ly).map(|(g, k, _)| (g, k));
     let mut rep_slope = Vec::with_capacity(replicates);
     let mut rep_lc = Vec::with_capacity(replicates);
@@ -185,6 +187,17 @@ mod tests {
         assert!(fit.slope.value > 1.0);
         let (g, k) = fit.two_parameter.unwrap();
         assert!((g - 1.0).abs() < 1e-3 && (k - 1.0).abs() < 1e-2, "γ={g} κ={k}");
+    }
+
+    /// Walkers recovered at step 0 (n* = 0) must not break the fit or the bootstrap.
+    #[test]
+    fn zero_recovery_times_are_handled() {
+        let samples: Vec<RecoverySample> = [16usize, 32, 64]
+            .iter()
+            .map(|&d| RecoverySample { d, times: vec![Some(0), Some(0), Some(0), Some(d as u64)], budget: 1000 })
+            .collect();
+        let fit = fit_scaling(&samples, 0.5, 0.75, 50, &mut ScalarRng::from_seed(3)).unwrap();
+        assert!(fit.slope.value.is_finite() && fit.slope.ci_low.is_finite());
     }
 
     /// SPEC §7 item 31 (reduced to 200 repetitions and 400-replicate bootstraps for the default run; the full 1000 is an
