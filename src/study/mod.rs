@@ -163,8 +163,11 @@ pub fn run_job<T: EngineReal>(cfg: &Config, d: usize, walker: u64, shared: Optio
             if keep { run_full_walker(cfg, d, walker, m, s, &mut traj) } else { run_full_walker(cfg, d, walker, m, s, &mut Discard) }
         }
         Engine::Reduced => {
-            // The reduced engine plugs in here; until then the config is rejected up front.
-            unreachable!("reduced engine rejected by check_supported")
+            if keep {
+                crate::reduced::run_reduced_walker(cfg, d, walker, &mut traj)
+            } else {
+                crate::reduced::run_reduced_walker(cfg, d, walker, &mut Discard)
+            }
         }
     };
     WalkerResult { d, walker, outcome, records: traj.records }
@@ -173,11 +176,7 @@ pub fn run_job<T: EngineReal>(cfg: &Config, d: usize, walker: u64, shared: Optio
 /// Rejects configurations this build cannot run, with the field and the reason.
 pub fn check_supported(cfg: &Config) -> Result<(), crate::config::ConfigError> {
     if cfg.experiment.engine == Engine::Reduced {
-        return Err(crate::config::ConfigError {
-            field: "experiment.engine".into(),
-            value: "\"reduced\"".into(),
-            allowed: "\"full\" (the reduced engine is not built yet)".into(),
-        });
+        crate::reduced::check_reducible(cfg)?;
     }
     if cfg.denoiser.kind != DenoiserKind::Single && cfg.noise.level_mode == LevelMode::Sum && cfg.noise.levels.is_some() {
         return Err(crate::config::ConfigError {
