@@ -21,6 +21,8 @@
 //! [`ReducedSingleLearner`]'s `evaluate`.
 
 pub mod frame;
+pub mod lanes;
+pub mod schedule;
 pub mod single;
 pub mod streams;
 pub mod two_layer;
@@ -118,35 +120,40 @@ pub enum ReducedLearner {
     TwoLayer(ReducedTwoLayerLearner),
 }
 
+/// The single-direction setup of job (d, walker), with the same stream names as the full engine.
+pub fn single_setup(cfg: &Config, d: usize, walker: u64) -> ReducedSingleSetup {
+    let seeds = |k| stream(cfg, d, walker, k);
+    let dn = &cfg.denoiser;
+    let eta = cfg.train.step_eta(d);
+    ReducedSingleSetup {
+        net: SingleDirection {
+            activation: dn.activation,
+            b: dn.b,
+        },
+        params: cfg.model.params(),
+        frame: spike_frame(cfg, d, walker),
+        d: d as u64,
+        level_sum: cfg.noise.levels.is_some() && cfg.noise.level_mode == LevelMode::Sum,
+        a_values: cfg.noise.a_values(),
+        eta,
+        eta_b: eta * dn.b_lr_ratio,
+        train_b: dn.train_b,
+        batch: cfg.train.batch,
+        init_seed: seeds(StreamKind::Init),
+        data_seed: seeds(StreamKind::Data),
+        latent_seed: seeds(StreamKind::Latent),
+        eval_seed: seeds(StreamKind::Evaluation),
+    }
+}
+
 /// Builds the reduced learner of job (d, walker), with the same stream names as the full engine.
 pub fn build_learner(cfg: &Config, d: usize, walker: u64) -> ReducedLearner {
     let seeds = |k| stream(cfg, d, walker, k);
     let a_values = cfg.noise.a_values();
     let dn = &cfg.denoiser;
-    let eta = cfg.train.step_eta(d);
-    let frame = spike_frame(cfg, d, walker);
-    let params = cfg.model.params();
     match dn.kind {
         DenoiserKind::Single => {
-            ReducedLearner::Single(ReducedSingleLearner::new(ReducedSingleSetup {
-                net: SingleDirection {
-                    activation: dn.activation,
-                    b: dn.b,
-                },
-                params,
-                frame,
-                d: d as u64,
-                level_sum: cfg.noise.levels.is_some() && cfg.noise.level_mode == LevelMode::Sum,
-                a_values,
-                eta,
-                eta_b: eta * dn.b_lr_ratio,
-                train_b: dn.train_b,
-                batch: cfg.train.batch,
-                init_seed: seeds(StreamKind::Init),
-                data_seed: seeds(StreamKind::Data),
-                latent_seed: seeds(StreamKind::Latent),
-                eval_seed: seeds(StreamKind::Evaluation),
-            }))
+            ReducedLearner::Single(ReducedSingleLearner::new(single_setup(cfg, d, walker)))
         }
         DenoiserKind::Tied | DenoiserKind::Untied => {
             ReducedLearner::TwoLayer(ReducedTwoLayerLearner::new(ReducedTwoLayerSetup {
@@ -154,11 +161,11 @@ pub fn build_learner(cfg: &Config, d: usize, walker: u64) -> ReducedLearner {
                 tying: dn.kind.tying().unwrap(),
                 units: dn.units,
                 c0: dn.c0.unwrap_or(a_values[0]),
-                params,
-                frame,
+                params: cfg.model.params(),
+                frame: spike_frame(cfg, d, walker),
                 d: d as u64,
                 a_values,
-                eta,
+                eta: cfg.train.step_eta(d),
                 spherical: dn.spherical,
                 batch: cfg.train.batch,
                 init_seed: seeds(StreamKind::Init),

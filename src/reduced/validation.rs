@@ -208,7 +208,7 @@ mod tests {
         let mut r = ScalarRng::from_seed(1);
         let a: Vec<f64> = (0..500).map(|_| r.normal()).collect();
         let b: Vec<f64> = (0..500).map(|_| r.normal()).collect();
-        let c: Vec<f64> = (0..500).map(|_| r.normal() + 0.3).collect();
+        let c: Vec<f64> = (0..500).map(|_| r.normal() + 0.5).collect();
         assert!(ks_two_sample(&a, &b).1 > 0.01);
         assert!(ks_two_sample(&a, &c).1 < 1e-4);
         let phi = |x: f64| 0.5 * libm::erfc(-x / std::f64::consts::SQRT_2);

@@ -190,3 +190,56 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod bartlett_tests {
+    use super::*;
+    use crate::rng::ScalarRng;
+
+    /// SPEC §7 item 35: for 2B = 6 vectors and D = 20, the Gram matrix L Lᵀ of the Bartlett factor
+    /// has mean D·I and the Wishart variances Var(W_ii) = 2D, Var(W_ij) = D (MC at 5σ of its own
+    /// standard error).
+    #[test]
+    fn bartlett_gram_is_wishart() {
+        let (n, dim) = (6usize, 20u64);
+        let bart = Bartlett::new(n, dim);
+        let mut rng = ScalarRng::from_seed(35);
+        let reps = 200_000;
+        let mut l = vec![0.0; n * n];
+        let mut s1 = vec![0.0; n * n];
+        let mut s2 = vec![0.0; n * n];
+        let mut s4 = vec![0.0; n * n];
+        for _ in 0..reps {
+            bart.sample_into(&mut rng, &mut l);
+            for i in 0..n {
+                for j in 0..n {
+                    let w: f64 = (0..n).map(|k| l[i * n + k] * l[j * n + k]).sum();
+                    s1[i * n + j] += w;
+                    s2[i * n + j] += w * w;
+                    s4[i * n + j] += w.powi(4);
+                }
+            }
+        }
+        let r = reps as f64;
+        let df = dim as f64;
+        for i in 0..n {
+            for j in 0..n {
+                let k = i * n + j;
+                let mean = s1[k] / r;
+                let var = s2[k] / r - mean * mean;
+                let (m_exp, v_exp) = if i == j { (df, 2.0 * df) } else { (0.0, df) };
+                let se_mean = (var / r).sqrt();
+                assert!(
+                    (mean - m_exp).abs() < 5.0 * se_mean,
+                    "E W[{i}{j}] = {mean}, expected {m_exp}"
+                );
+                // SE of the sample variance from the (raw) fourth moment: Var(W²) = E W⁴ − (E W²)².
+                let se_var = ((s4[k] / r - (s2[k] / r).powi(2)) / r).sqrt();
+                assert!(
+                    (var - v_exp).abs() < 5.0 * se_var,
+                    "Var W[{i}{j}] = {var}, expected {v_exp} ± {se_var}"
+                );
+            }
+        }
+    }
+}

@@ -190,6 +190,9 @@ pub fn check_supported(cfg: &Config) -> Result<(), crate::config::ConfigError> {
 
 /// Runs every walker at every d of `dims` (in parallel, results in job order).
 pub fn run_jobs(cfg: &Config, dims: &[usize], keep_trajectories: bool, progress: &(dyn Fn(usize) + Sync)) -> Vec<WalkerResult> {
+    if cfg.experiment.engine == Engine::Reduced {
+        return crate::reduced::schedule::run_jobs(cfg, dims, keep_trajectories, progress);
+    }
     match cfg.experiment.precision {
         Precision::F32 => run_jobs_t::<f32>(cfg, dims, keep_trajectories, progress),
         Precision::F64 => run_jobs_t::<f64>(cfg, dims, keep_trajectories, progress),
