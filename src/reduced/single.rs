@@ -340,10 +340,26 @@ pub fn nu_given_lambda(params: &McmParams, lambda: f64, scalar: &mut ScalarRng) 
     }
 }
 
+/// How the noise's remainder is drawn in a batch-1 step. Only [`RemainderLaw::Exact`] is the
+/// reduction of the full engine; the other two are the deliberately wrong engines of the power
+/// check (SPEC §3.5(4)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RemainderLaw {
+    /// ξ's remainder is c₁₂e₁ + R₂e₂ with c₁₂ ~ N(0,1), R₂² ~ χ²_{D−1} (two-vector Bartlett).
+    #[default]
+    Exact,
+    /// (a) ξ's remainder orthogonal to z's: c₁₂ = 0, R₂² ~ χ²_D.
+    XiOrthogonalToZ,
+    /// (b) ξ without a fresh component: c₁₂ = R₂ = 0.
+    XiNoFresh,
+}
+
 /// What all walkers of one (config, d) share: the rule, the chi-square laws and the model in
 /// F-coordinates.
 #[derive(Clone, Debug)]
 pub struct SingleShared {
+    /// Always `Exact` except in the power check.
+    pub remainder_law: RemainderLaw,
     pub rule: SingleRule,
     pub params: McmParams,
     pub d: u64,
@@ -374,6 +390,7 @@ impl SingleShared {
         let big_d = d - P as u64 - 1;
         let coord_model = setup.frame.coordinate_model(setup.params);
         Self {
+            remainder_law: RemainderLaw::Exact,
             params: setup.params,
             d,
             bartlett: Bartlett::new(n, big_d),
@@ -405,8 +422,11 @@ impl SingleShared {
         let level = self.draw_level(&mut w.scalar);
         let c = w.normals::<8>();
         let r1 = self.chi_d.sample(w).sqrt();
-        let c12 = w.normal();
-        let r2 = self.chi_d1.sample(w).sqrt();
+        let (c12, r2) = match self.remainder_law {
+            RemainderLaw::Exact => (w.normal(), self.chi_d1.sample(w).sqrt()),
+            RemainderLaw::XiOrthogonalToZ => (0.0, self.chi_d.sample(w).sqrt()),
+            RemainderLaw::XiNoFresh => (0.0, 0.0),
+        };
         PairDraw {
             lambda,
             nu,
