@@ -329,6 +329,11 @@ pub fn initial_state<V: Variates>(d: u64, b: f64, rng: &mut V) -> SingleState {
     }
 }
 
+/// λ enters a sample through √β_u λ u and through the coupling of ν; with neither it is not drawn.
+pub fn lambda_matters(params: &McmParams) -> bool {
+    params.beta_u != 0.0 || params.coupling != crate::model::Coupling::Independent
+}
+
 /// ν given λ, as `model::latent::draw_latents` draws it — ν = |ν₀|ε with ε from the coupling, or
 /// ν = ν₀ when independent — with λ taken from the walker's buffered normals.
 #[inline(always)]
@@ -360,6 +365,8 @@ pub enum RemainderLaw {
 pub struct SingleShared {
     /// Always `Exact` except in the power check.
     pub remainder_law: RemainderLaw,
+    /// False when λ cannot matter (β_u = 0 and ν independent of λ); then it is not drawn.
+    needs_lambda: bool,
     pub rule: SingleRule,
     pub params: McmParams,
     pub d: u64,
@@ -391,6 +398,7 @@ impl SingleShared {
         let coord_model = setup.frame.coordinate_model(setup.params);
         Self {
             remainder_law: RemainderLaw::Exact,
+            needs_lambda: lambda_matters(&setup.params),
             params: setup.params,
             d,
             bartlett: Bartlett::new(n, big_d),
@@ -413,11 +421,11 @@ impl SingleShared {
         }
     }
 
-    /// Draws one batch-1 step. Stream order: λ (normal), ν and the level (scalar stream), z's
+    /// Draws one batch-1 step. Stream order: λ (normal; skipped when it cannot matter), ν and the level (scalar stream), z's
     /// F- and e₀-coordinates, ξ's (8 normals), then the Bartlett factor: R₁² ~ χ²_D, c₁₂, R₂² ~ χ²_{D−1}.
     #[inline(always)]
     pub fn draw_pair(&self, w: &mut WalkerStreams) -> PairDraw {
-        let lambda = w.normal();
+        let lambda = if self.needs_lambda { w.normal() } else { 0.0 };
         let nu = nu_given_lambda(&self.params, lambda, &mut w.scalar);
         let level = self.draw_level(&mut w.scalar);
         let c = w.normals::<8>();
@@ -445,7 +453,7 @@ impl SingleShared {
     /// batch sample λ, ν, level; per vector its F- and e₀-coordinates; the Bartlett factor row by row.
     pub fn draw_general(&self, w: &mut WalkerStreams, dr: &mut SingleDraws) {
         for j in 0..self.rule.batch {
-            let lambda = w.normal();
+            let lambda = if self.needs_lambda { w.normal() } else { 0.0 };
             let nu = nu_given_lambda(&self.params, lambda, &mut w.scalar);
             dr.latents[j] = (lambda, nu);
             dr.levels[j] = self.draw_level(&mut w.scalar);

@@ -438,7 +438,7 @@ impl ReducedTwoLayerLearner {
     fn draw(&mut self) {
         let nl = self.rule.levels.len() as u64;
         for j in 0..self.rule.batch {
-            let lambda = self.streams.normal();
+            let lambda = if super::single::lambda_matters(&self.params) { self.streams.normal() } else { 0.0 };
             let nu = nu_given_lambda(&self.params, lambda, &mut self.streams.scalar);
             self.draws.latents[j] = (lambda, nu);
             self.draws.levels[j] = if nl == 1 {

@@ -88,6 +88,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn interval(value: f64, mut reps: Vec<f64>) -> Estimate {
+    // A replicate whose quantile is 0 samples (a walker can start above θ at small d) has a
+    // non-finite log-slope; it carries no slope information and is left out.
+    reps.retain(|x| x.is_finite());
     reps.sort_by(|a, b| a.partial_cmp(b).unwrap());
     Estimate { value, ci_low: percentile(&reps, 0.025), ci_high: percentile(&reps, 0.975) }
 }
