@@ -91,6 +91,8 @@ fn parse_args() -> Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The commit of the code running now (taken once: the worktree may move on during a long run).
+    let commit = git_commit();
     let args = parse_args();
     let mut cfg = Config::from_path(&args.config)?;
     if let Some(d) = &args.dims {
@@ -128,7 +130,7 @@ fn main() -> anyhow::Result<()> {
         let results = pool.install(|| study::run_jobs(&cfg, &[d], false, &|_| {}));
         let f = DimFile {
             d,
-            git_commit: git_commit(),
+            git_commit: commit.clone(),
             wall_seconds: t0.elapsed().as_secs_f64(),
             cpu_seconds: cpu_seconds() - c0,
             total_steps: results.iter().map(|r| r.outcome.steps).sum(),
