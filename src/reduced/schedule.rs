@@ -13,6 +13,7 @@
 use super::frame::P;
 use super::lanes::Lanes;
 use super::single::{PairCoords, SingleShared, SingleState, SingleWalker};
+use super::streams::WalkerStreams;
 use super::{ReducedLearner, build_learner, single_setup};
 use crate::config::{Config, DenoiserKind};
 use crate::observe::{Record, RecoveryTracker, Trajectory};
@@ -279,8 +280,8 @@ fn run_group<const L: usize>(
     let batch = ctx.plan.batch;
     let mut slots: [Option<Slot>; L] = std::array::from_fn(|_| None);
     let mut carried = carried.into_iter();
-    // Idle lanes step a spare walker whose numbers are thrown away.
-    let mut spare = SingleWalker::new(ctx.d as u64, ctx.b0, 1, 2, 3, 4);
+    // Idle lanes step spare streams whose numbers are thrown away.
+    let mut spares: [WalkerStreams; L] = std::array::from_fn(|l| WalkerStreams::new(l as u64, l as u64 + 1000));
     let mut st = SingleState {
         alpha: [Lanes([0.0; L]); P],
         rho: Lanes([0.0; L]),
@@ -325,38 +326,14 @@ fn run_group<const L: usize>(
                 })
                 .collect();
         }
-        // Draw every lane's step from its own streams, then one update for all lanes.
-        let mut lev = [0usize; L];
-        let mut c = PairCoords {
-            xf: [Lanes([0.0; L]); P],
-            x0: Lanes([0.0; L]),
-            xif: [Lanes([0.0; L]); P],
-            xi0: Lanes([0.0; L]),
-            r1: Lanes([0.0; L]),
-            c12: Lanes([0.0; L]),
-            r2: Lanes([0.0; L]),
-        };
-        let (mut lam, mut nu) = (Lanes([0.0; L]), Lanes([0.0; L]));
-        for (l, slot) in slots.iter_mut().enumerate() {
-            let streams = match slot {
+        let loss = {
+            let mut it = slots.iter_mut().zip(spares.iter_mut()).map(|(slot, spare)| match slot {
                 Some(s) => &mut s.walker.streams,
-                None => &mut spare.streams,
-            };
-            let p = shared.draw_pair(streams);
-            lam.0[l] = p.lambda;
-            nu.0[l] = p.nu;
-            lev[l] = p.level;
-            for i in 0..P {
-                c.xf[i].0[l] = p.z[i];
-                c.xif[i].0[l] = p.xi[i];
-            }
-            (c.x0.0[l], c.xi0.0[l], c.r1.0[l], c.c12.0[l], c.r2.0[l]) =
-                (p.z0, p.xi0, p.r1, p.c12, p.r2);
-        }
-        c.xf = rule.clean_span(&c.xf, lam, nu);
-        let a = Lanes(std::array::from_fn(|l| rule.levels[lev[l]].0));
-        let s = Lanes(std::array::from_fn(|l| rule.levels[lev[l]].1));
-        let loss = rule.pair_update(&mut st, a, s, &c);
+                None => spare,
+            });
+            let streams: [&mut WalkerStreams; L] = std::array::from_fn(|_| it.next().unwrap());
+            lane_step(shared, &mut st, streams)
+        };
         // Overlaps of every lane.
         let e = &rule.frame.spikes;
         let ov: [Lanes<L>; 3] = std::array::from_fn(|k| {
@@ -436,6 +413,65 @@ fn finish(
             records,
         },
     );
+}
+
+/// One step of L walkers in lanes: each lane draws from its own streams
+/// ([`SingleShared::draw_pair`]), then one [`super::single::SingleRule::pair_update`] on all lanes.
+/// Returns the lanes' training losses.
+#[inline(always)]
+pub fn lane_step<const L: usize>(shared: &SingleShared, st: &mut SingleState<Lanes<L>>, streams: [&mut WalkerStreams; L]) -> Lanes<L> {
+    let rule = &shared.rule;
+    let mut lev = [0usize; L];
+    let z = || Lanes([0.0; L]);
+    let mut c = PairCoords { xf: [z(); P], x0: z(), xif: [z(); P], xi0: z(), r1: z(), c12: z(), r2: z() };
+    let (mut lam, mut nu) = (z(), z());
+    for (l, w) in streams.into_iter().enumerate() {
+        let p = shared.draw_pair(w);
+        lam.0[l] = p.lambda;
+        nu.0[l] = p.nu;
+        lev[l] = p.level;
+        for i in 0..P {
+            c.xf[i].0[l] = p.z[i];
+            c.xif[i].0[l] = p.xi[i];
+        }
+        (c.x0.0[l], c.xi0.0[l], c.r1.0[l], c.c12.0[l], c.r2.0[l]) = (p.z0, p.xi0, p.r1, p.c12, p.r2);
+    }
+    c.xf = rule.clean_span(&c.xf, lam, nu);
+    let a = Lanes(std::array::from_fn(|l| rule.levels[lev[l]].0));
+    let s = Lanes(std::array::from_fn(|l| rule.levels[lev[l]].1));
+    rule.pair_update(st, a, s, &c)
+}
+
+/// `steps` lane steps of L walkers (for benchmarks), with the scheduler's SIMD dispatch.
+pub fn run_lane_steps<const L: usize>(shared: &SingleShared, walkers: &mut [SingleWalker; L], steps: u64) {
+    #[inline(always)]
+    fn body<const L: usize>(shared: &SingleShared, walkers: &mut [SingleWalker; L], steps: u64) {
+        let mut st = SingleState {
+            alpha: std::array::from_fn(|i| Lanes(std::array::from_fn(|l| walkers[l].state.alpha[i]))),
+            rho: Lanes(std::array::from_fn(|l| walkers[l].state.rho)),
+            b: Lanes(std::array::from_fn(|l| walkers[l].state.b)),
+        };
+        for _ in 0..steps {
+            let mut it = walkers.iter_mut().map(|w| &mut w.streams);
+            let streams: [&mut WalkerStreams; L] = std::array::from_fn(|_| it.next().unwrap());
+            std::hint::black_box(lane_step(shared, &mut st, streams));
+        }
+        for (l, w) in walkers.iter_mut().enumerate() {
+            w.state = SingleState { alpha: std::array::from_fn(|i| st.alpha[i].0[l]), rho: st.rho.0[l], b: st.b.0[l] };
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+        unsafe fn v4<const L: usize>(shared: &SingleShared, walkers: &mut [SingleWalker; L], steps: u64) {
+            body(shared, walkers, steps)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
+            // SAFETY: the features were just detected.
+            return unsafe { v4(shared, walkers, steps) };
+        }
+    }
+    body(shared, walkers, steps)
 }
 
 impl<const L: usize> Lanes<L> {
