@@ -79,8 +79,8 @@ impl SpikeFrame {
     #[inline]
     pub fn overlaps(&self, alpha: &[f64; P], norm: f64) -> [f64; 3] {
         let inv = 1.0 / norm;
-        self.spikes
-            .map(|e| (e[0] * alpha[0] + e[1] * alpha[1] + e[2] * alpha[2]) * inv)
+        let e = &self.spikes;
+        std::array::from_fn(|k| (e[k][0] * alpha[0] + e[k][1] * alpha[1] + e[k][2] * alpha[2]) * inv)
     }
 
     /// The mixed cumulant model written in F-coordinates: a p-dimensional `MixedCumulantModel`

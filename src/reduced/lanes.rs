@@ -40,7 +40,7 @@ impl<const L: usize> Neg for Lanes<L> {
     type Output = Self;
     #[inline(always)]
     fn neg(self) -> Self {
-        Lanes(self.0.map(|x| -x))
+        Lanes(std::array::from_fn(|i| -self.0[i]))
     }
 }
 
@@ -78,11 +78,17 @@ impl LaneMath for f64 {
 impl<const L: usize> LaneMath for Lanes<L> {
     #[inline(always)]
     fn sqrt(self) -> Self {
-        Lanes(self.0.map(f64::sqrt))
+        Lanes(std::array::from_fn(|i| self.0[i].sqrt()))
     }
     #[inline(always)]
     fn map(self, f: impl Fn(f64) -> f64) -> Self {
-        Lanes(self.0.map(f))
+        // An indexed loop rather than `array::map`, which LLVM does not always inline (and then
+        // cannot vectorise the tanh across lanes).
+        let mut out = [0.0; L];
+        for i in 0..L {
+            out[i] = f(self.0[i]);
+        }
+        Lanes(out)
     }
     #[inline(always)]
     fn map2(self, f: impl Fn(f64) -> (f64, f64)) -> (Self, Self) {

@@ -337,7 +337,7 @@ fn run_group<const L: usize>(
         // Overlaps of every lane.
         let e = &rule.frame.spikes;
         let ov: [Lanes<L>; 3] = std::array::from_fn(|k| {
-            let ek = e[k].map(Lanes::<L>::splat_f64);
+            let ek: [Lanes<L>; P] = std::array::from_fn(|i| Lanes::<L>::splat_f64(e[k][i]));
             ek[0] * st.alpha[0] + ek[1] * st.alpha[1] + ek[2] * st.alpha[2]
         });
         for l in 0..L {

@@ -167,7 +167,8 @@ impl SingleRule {
     /// x_F = z + β_m m + √β_u λ u + (s_v ν − c_S⟨v, z⟩) v (SPEC §2.1's O(d) form, inside 𝓕).
     #[inline(always)]
     pub fn clean_span<S: LaneMath>(&self, z: &[S; P], lambda: S, nu: S) -> [S; P] {
-        let [m, u, v] = self.frame.spikes.map(|e| e.map(S::splat));
+        let sp = &self.frame.spikes;
+        let [m, u, v]: [[S; P]; 3] = std::array::from_fn(|e| std::array::from_fn(|i| S::splat(sp[e][i])));
         let vz = v[0] * z[0] + v[1] * z[1] + v[2] * z[2];
         let cv = S::splat(self.s_v) * nu - S::splat(self.c_s) * vz;
         let cu = S::splat(self.sqrt_beta_u) * lambda;
@@ -308,7 +309,7 @@ impl SingleRule {
     fn finish<S: LaneMath>(&self, st: &mut SingleState<S>, alpha: [S; P], rho: S, grad_b: S) {
         let inv = S::splat(1.0)
             / (alpha[0] * alpha[0] + alpha[1] * alpha[1] + alpha[2] * alpha[2] + rho * rho).sqrt();
-        st.alpha = alpha.map(|x| x * inv);
+        st.alpha = std::array::from_fn(|i| alpha[i] * inv);
         st.rho = rho * inv;
         if self.train_b {
             st.b = st.b - S::splat(self.eta_b) * grad_b;
