@@ -147,6 +147,17 @@ pub fn tanh(x: f64) -> f64 {
     f64::from_bits(t.to_bits() | (x.to_bits() & (1u64 << 63)))
 }
 
+/// The reduced engine's σ: `tanh` by [`tanh`], the rest by [`Activation`] lane by lane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReducedSigma(pub Activation);
+
+impl<S: LaneMath> crate::train::single::Sigma<S> for ReducedSigma {
+    #[inline(always)]
+    fn value_and_derivative(&self, h: S) -> (S, S) {
+        activation(self.0, h)
+    }
+}
+
 /// σ(h) and σ'(h) for the reduced engine: `tanh` by [`tanh`] (lane-invariant and vectorisable),
 /// every other activation by [`Activation::value_and_derivative`], lane by lane.
 #[inline(always)]

@@ -21,7 +21,7 @@
 //! rest is the new ρ. Nothing depends on d except the chi-squares' degrees of freedom.
 
 use super::frame::{P, SpikeFrame};
-use super::lanes::{LaneMath, activation};
+use super::lanes::{LaneMath, ReducedSigma};
 use super::streams::WalkerStreams;
 use super::wishart::{Bartlett, ChiSquare, Variates};
 use crate::model::{GaussianSurrogate, McmParams, MixedCumulantModel};
@@ -240,7 +240,7 @@ impl SingleRule {
                         + x0 * xi0
                         + lz.iter().zip(lxi).map(|(p, q)| p * q).sum::<f64>(),
                 };
-                let t = single_direction_terms_with(st.b, a, s, &g, |h| activation(act, h));
+                let t = single_direction_terms_with(st.b, a, s, &g, &ReducedSigma(act));
                 loss += weight * t.loss;
                 gb += weight * t.grad_b;
                 cw += weight * (t.coef_w - t.w_dot_grad);
@@ -292,7 +292,7 @@ impl SingleRule {
             xxi: dot(&c.xf, &c.xif) + c.x0 * c.xi0 + c.r1 * c.c12,
         };
         let act = self.net.activation;
-        let t = single_direction_terms_with(st.b, a, s, &g, |h| activation(act, h));
+        let t = single_direction_terms_with(st.b, a, s, &g, &ReducedSigma(act));
         let eta = S::splat(self.eta);
         let keep = S::splat(1.0) - eta * (t.coef_w - t.w_dot_grad);
         let (cx, cxi) = (eta * t.coef_x, eta * t.coef_xi);
@@ -533,7 +533,7 @@ impl SingleShared {
                     .levels
                     .iter()
                     .map(|&(a, s)| {
-                        single_direction_terms_with(st.b, a, s, &g, |h| activation(act, h)).loss
+                        single_direction_terms_with(st.b, a, s, &g, &ReducedSigma(act)).loss
                     })
                     .sum::<f64>()
                     / self.rule.levels.len() as f64

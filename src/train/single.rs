@@ -56,19 +56,31 @@ pub struct PairTerms<S = f64> {
     pub w_dot_grad: S,
 }
 
+/// σ and σ' evaluated on a [`StepScalar`].
+pub trait Sigma<S> {
+    fn value_and_derivative(&self, h: S) -> (S, S);
+}
+
+impl Sigma<f64> for crate::net::Activation {
+    #[inline(always)]
+    fn value_and_derivative(&self, h: f64) -> (f64, f64) {
+        crate::net::Activation::value_and_derivative(*self, h)
+    }
+}
+
 /// The step's scalar algebra for a unit w and x_t = a x + s ξ:
 /// h = ⟨w,x_t⟩, e = a x_t + bσ(h)w − x, π = ⟨w,e⟩, ∇ = bσ e + bσ'π x_t.
 #[inline]
 pub fn single_direction_terms(net: &SingleDirection, a: f64, s: f64, g: &PairGram) -> PairTerms {
-    single_direction_terms_with(net.b, a, s, g, |h| net.activation.value_and_derivative(h))
+    single_direction_terms_with(net.b, a, s, g, &net.activation)
 }
 
-/// [`single_direction_terms`] for any [`StepScalar`], with σ and σ' supplied by `act` (the one
+/// [`single_direction_terms`] for any [`StepScalar`] and any implementation of σ (the one
 /// definition of the update rule; the `f64` instantiation above is what both engines call per walker).
 #[inline(always)]
-pub fn single_direction_terms_with<S: StepScalar>(b: S, a: S, s: S, g: &PairGram<S>, act: impl FnOnce(S) -> (S, S)) -> PairTerms<S> {
+pub fn single_direction_terms_with<S: StepScalar, A: Sigma<S>>(b: S, a: S, s: S, g: &PairGram<S>, act: &A) -> PairTerms<S> {
     let h = a * g.wx + s * g.wxi;
-    let (sig, dsig) = act(h);
+    let (sig, dsig) = act.value_and_derivative(h);
     let xtxt = a * a * g.xx + S::splat(2.0) * a * s * g.xxi + s * s * g.xixi;
     let x_xt = a * g.xx + s * g.xxi;
     let pi = a * h + b * sig - g.wx;
