@@ -51,6 +51,7 @@ pub mod grid;
 pub mod model;
 pub mod net;
 pub mod observe;
+pub mod reduced;
 pub mod report;
 pub mod rng;
 pub mod store;

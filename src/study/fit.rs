@@ -88,6 +88,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn interval(value: f64, mut reps: Vec<f64>) -> Estimate {
+    reps.retain(|x| x.is_finite());
     reps.sort_by(f64::total_cmp);
     Estimate { value, ci_low: percentile(&reps, 0.025), ci_high: percentile(&reps, 0.975) }
 }

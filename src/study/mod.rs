@@ -97,7 +97,7 @@ pub trait EngineReal: crate::net::two_layer::TwoLayerReal {}
 impl EngineReal for f32 {}
 impl EngineReal for f64 {}
 
-/// Runs one walker of the full engine and reports its records to `observer`.
+/// Runs one walker of the full engine from the start and reports its records to `observer`.
 pub fn run_full_walker<T: EngineReal, O: Observer>(
     cfg: &Config,
     d: usize,
@@ -106,7 +106,7 @@ pub fn run_full_walker<T: EngineReal, O: Observer>(
     surrogate: Arc<GaussianSurrogate<T>>,
     observer: &mut O,
 ) -> WalkerOutcome {
-    run_full_walker_from(cfg, d, walker, model, surrogate, None, observer).expect("a fresh start cannot fail")
+    run_full_walker_from(cfg, d, walker, model, surrogate, None, observer).expect("a fresh start cannot mismatch")
 }
 
 /// [`run_full_walker`] from a checkpoint (`None`: from the start); fails if the checkpoint does
@@ -180,8 +180,11 @@ pub fn run_job<T: EngineReal>(cfg: &Config, d: usize, walker: u64, shared: Optio
             if keep { run_full_walker(cfg, d, walker, m, s, &mut traj) } else { run_full_walker(cfg, d, walker, m, s, &mut Discard) }
         }
         Engine::Reduced => {
-            // The reduced engine plugs in here; until then the config is rejected up front.
-            unreachable!("reduced engine rejected by check_supported")
+            if keep {
+                crate::reduced::run_reduced_walker(cfg, d, walker, &mut traj)
+            } else {
+                crate::reduced::run_reduced_walker(cfg, d, walker, &mut Discard)
+            }
         }
     };
     WalkerResult { d, walker, outcome, records: traj.records }
@@ -205,19 +208,14 @@ pub fn run_job_from<T: EngineReal, O: Observer>(
             };
             run_full_walker_from(cfg, d, walker, m, s, checkpoint, observer)
         }
-        // Keep in step with `run_job` when the reduced engine lands.
-        Engine::Reduced => unreachable!("reduced engine rejected by check_supported"),
+        Engine::Reduced => crate::reduced::run_reduced_walker_from(cfg, d, walker, checkpoint, observer),
     }
 }
 
 /// Rejects configurations this build cannot run, with the field and the reason.
 pub fn check_supported(cfg: &Config) -> Result<(), crate::config::ConfigError> {
     if cfg.experiment.engine == Engine::Reduced {
-        return Err(crate::config::ConfigError {
-            field: "experiment.engine".into(),
-            value: "\"reduced\"".into(),
-            allowed: "\"full\" (the reduced engine is not built yet)".into(),
-        });
+        crate::reduced::check_reducible(cfg)?;
     }
     if cfg.denoiser.kind != DenoiserKind::Single && cfg.noise.level_mode == LevelMode::Sum && cfg.noise.levels.is_some() {
         return Err(crate::config::ConfigError {
@@ -231,6 +229,9 @@ pub fn check_supported(cfg: &Config) -> Result<(), crate::config::ConfigError> {
 
 /// Runs every walker at every d of `dims` (in parallel, results in job order).
 pub fn run_jobs(cfg: &Config, dims: &[usize], keep_trajectories: bool, progress: &(dyn Fn(usize) + Sync)) -> Vec<WalkerResult> {
+    if cfg.experiment.engine == Engine::Reduced {
+        return crate::reduced::schedule::run_jobs(cfg, dims, keep_trajectories, progress);
+    }
     match cfg.experiment.precision {
         Precision::F32 => run_jobs_t::<f32>(cfg, dims, keep_trajectories, progress),
         Precision::F64 => run_jobs_t::<f64>(cfg, dims, keep_trajectories, progress),

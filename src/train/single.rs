@@ -15,47 +15,81 @@ use crate::net::SingleDirection;
 use crate::observe::EvalLosses;
 use crate::rng::ScalarRng;
 use diffexp_kernels::{NormalRng, Real, blas1, fused};
+use std::ops::{Add, Mul, Neg, Sub};
 use std::sync::Arc;
+
+/// Arithmetic the step's scalar algebra runs on: `f64`, or several walkers' values side by side
+/// (the reduced engine's SIMD lanes, `reduced::lanes`). Only IEEE operations (no fused
+/// multiply-add), so every lane gets the bits the `f64` instantiation would.
+pub trait StepScalar: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Neg<Output = Self> {
+    fn splat(x: f64) -> Self;
+}
+
+impl StepScalar for f64 {
+    #[inline(always)]
+    fn splat(x: f64) -> Self {
+        x
+    }
+}
 
 /// Inner products of one (clean sample x, noise ξ) pair with the unit weight w.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct PairGram {
-    pub wx: f64,
-    pub wxi: f64,
-    pub xx: f64,
-    pub xixi: f64,
-    pub xxi: f64,
+pub struct PairGram<S = f64> {
+    pub wx: S,
+    pub wxi: S,
+    pub xx: S,
+    pub xixi: S,
+    pub xxi: S,
 }
 
 /// What one pair contributes: ∇_w ℓ = coef_x·x + coef_xi·ξ + coef_w·w (SPEC §2.5 (i)).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct PairTerms {
-    pub h: f64,
-    pub loss: f64,
+pub struct PairTerms<S = f64> {
+    pub h: S,
+    pub loss: S,
     /// ∂_b ℓ = σ(h)π.
-    pub grad_b: f64,
-    pub coef_x: f64,
-    pub coef_xi: f64,
-    pub coef_w: f64,
+    pub grad_b: S,
+    pub coef_x: S,
+    pub coef_xi: S,
+    pub coef_w: S,
     /// ⟨w, ∇_w ℓ⟩.
-    pub w_dot_grad: f64,
+    pub w_dot_grad: S,
+}
+
+/// σ and σ' evaluated on a [`StepScalar`].
+pub trait Sigma<S> {
+    fn value_and_derivative(&self, h: S) -> (S, S);
+}
+
+impl Sigma<f64> for crate::net::Activation {
+    #[inline(always)]
+    fn value_and_derivative(&self, h: f64) -> (f64, f64) {
+        crate::net::Activation::value_and_derivative(*self, h)
+    }
 }
 
 /// The step's scalar algebra for a unit w and x_t = a x + s ξ:
 /// h = ⟨w,x_t⟩, e = a x_t + bσ(h)w − x, π = ⟨w,e⟩, ∇ = bσ e + bσ'π x_t.
 #[inline]
 pub fn single_direction_terms(net: &SingleDirection, a: f64, s: f64, g: &PairGram) -> PairTerms {
-    let b = net.b;
+    single_direction_terms_with(net.b, a, s, g, &net.activation)
+}
+
+/// [`single_direction_terms`] for any [`StepScalar`] and any implementation of σ (the one
+/// definition of the update rule; the `f64` instantiation above is what both engines call per walker).
+#[inline(always)]
+pub fn single_direction_terms_with<S: StepScalar, A: Sigma<S>>(b: S, a: S, s: S, g: &PairGram<S>, act: &A) -> PairTerms<S> {
     let h = a * g.wx + s * g.wxi;
-    let (sig, dsig) = net.activation.value_and_derivative(h);
-    let xtxt = a * a * g.xx + 2.0 * a * s * g.xxi + s * s * g.xixi;
+    let (sig, dsig) = act.value_and_derivative(h);
+    let xtxt = a * a * g.xx + S::splat(2.0) * a * s * g.xxi + s * s * g.xixi;
     let x_xt = a * g.xx + s * g.xxi;
     let pi = a * h + b * sig - g.wx;
     // ∇ = c1 x_t + c2 w + c3 x
     let c1 = a * b * sig + b * dsig * pi;
     let c2 = b * b * sig * sig;
     let c3 = -b * sig;
-    let loss = 0.5 * (a * a * xtxt + c2 + g.xx + 2.0 * a * b * sig * h - 2.0 * a * x_xt - 2.0 * b * sig * g.wx);
+    let loss = S::splat(0.5)
+        * (a * a * xtxt + c2 + g.xx + S::splat(2.0) * a * b * sig * h - S::splat(2.0) * a * x_xt - S::splat(2.0) * b * sig * g.wx);
     PairTerms {
         h,
         loss,

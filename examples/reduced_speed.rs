@@ -1,0 +1,87 @@
+//! Throughput of the reduced single-direction step in CPU time (robust on a shared machine, where
+//! wall-clock benchmarks measure the neighbours): one walker, 4 and 8 SIMD lanes, at d = 10³ and
+//! d = 10⁹, and the cost of the step's 12 normals alone.
+//!
+//! ```text
+//! cargo run --release --example reduced_speed [-- SECONDS]
+//! ```
+
+use diffexp::model::{Coupling, McmParams, NuLaw};
+use diffexp::net::{Activation, SingleDirection};
+use diffexp::reduced::frame::SpikeFrame;
+use diffexp::reduced::schedule::run_lane_steps;
+use diffexp::reduced::single::{ReducedSingleLearner, ReducedSingleSetup, SingleShared, SingleWalker};
+use diffexp::reduced::streams::WalkerStreams;
+use diffexp::reduced::wishart::Variates;
+use diffexp::train::Learner;
+use std::hint::black_box;
+
+/// CPU seconds of this (single-threaded) process from /proc (10 ms resolution).
+fn cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let f: Vec<&str> = s[s.rfind(')').unwrap() + 2..].split_whitespace().collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// Repeats `chunk` (which does `n` steps) until `secs` CPU seconds passed; steps per CPU second.
+fn rate(secs: f64, n: u64, mut chunk: impl FnMut()) -> f64 {
+    chunk();
+    let t0 = cpu();
+    let mut done = 0u64;
+    while cpu() - t0 < secs {
+        chunk();
+        done += n;
+    }
+    done as f64 / (cpu() - t0)
+}
+
+fn setup(d: u64) -> ReducedSingleSetup {
+    ReducedSingleSetup {
+        net: SingleDirection { activation: Activation::Tanh, b: 1.0 },
+        params: McmParams { beta_m: 1.0, beta_u: 3.0, beta_v: 6.0, nu_law: NuLaw::Rademacher, coupling: Coupling::Sign },
+        frame: SpikeFrame::orthonormal(),
+        d,
+        a_values: vec![0.5f64.sqrt()],
+        level_sum: false,
+        eta: 0.2 / d as f64,
+        eta_b: 0.0,
+        train_b: false,
+        batch: 1,
+        init_seed: 1,
+        data_seed: 2,
+        latent_seed: 3,
+        eval_seed: 4,
+    }
+}
+
+fn main() {
+    let secs: f64 = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(3.0);
+    let mut s = WalkerStreams::new(5, 6);
+    let normals = rate(secs, 100_000, || {
+        let mut acc = 0.0;
+        for _ in 0..1_200_000 {
+            acc += s.normal();
+        }
+        black_box(acc);
+    });
+    println!("12 normals (one step's worth): {:.3e} per CPU second ({:.1} ns)", normals, 1e9 / normals);
+    for d in [1_000u64, 1_000_000_000] {
+        let mut l = ReducedSingleLearner::new(setup(d));
+        let one = rate(secs, 100_000, || {
+            for _ in 0..100_000 {
+                black_box(l.step());
+            }
+        });
+        let shared = SingleShared::new(&setup(d));
+        let mut w4: [SingleWalker; 4] = std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
+        let lanes4 = rate(secs, 100_000, || run_lane_steps::<4>(&shared, &mut w4, 25_000));
+        let mut w8: [SingleWalker; 8] = std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
+        let lanes8 = rate(secs, 100_000, || run_lane_steps::<8>(&shared, &mut w8, 12_500));
+        println!(
+            "d = {d:>10}: one walker {one:.3e} steps/CPU-s ({:.1} ns), 4 lanes {lanes4:.3e} ({:.1} ns), 8 lanes {lanes8:.3e} ({:.1} ns)",
+            1e9 / one,
+            1e9 / lanes4,
+            1e9 / lanes8
+        );
+    }
+}

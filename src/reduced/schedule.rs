@@ -1,0 +1,543 @@
+//! Running a study's reduced walkers: one job per walker through [`crate::train::run_walker`], or —
+//! for the single-direction denoiser with one (x, ξ) pair per step — several walkers per thread in
+//! SIMD lanes ([`super::lanes`]) that are refilled from a shared queue as walkers finish.
+//!
+//! A walker's numbers do not depend on the lane it runs in, on the lane width or on the thread
+//! (the update is lane-invariant and every walker reads only its own streams), so the lane
+//! scheduler returns exactly what running each job alone returns; `tests` check this.
+//!
+//! Lanes are bound to one d. Jobs are taken largest d first; when the queue holds no more jobs at
+//! a group's d and at most half of its lanes are busy, the group moves its walkers to a group of
+//! half the width, so the last slow walkers do not drag idle lanes along.
+
+use super::frame::P;
+use super::lanes::Lanes;
+use super::single::{PairCoords, SingleShared, SingleState, SingleWalker};
+use super::streams::WalkerStreams;
+use super::{ReducedLearner, build_learner, single_setup};
+use crate::config::{Config, DenoiserKind};
+use crate::observe::{Record, RecoveryTracker, Trajectory};
+use crate::rng::StreamKind;
+use crate::study::{WalkerResult, run_plan, stream, thresholds};
+use crate::train::{RunPlan, WalkerOutcome};
+use rayon::prelude::*;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Lane width of the scheduler's widest groups.
+pub const MAX_LANES: usize = 8;
+
+/// True when the config runs in lanes: single direction, batch 1, one noise per sample, spikes
+/// shared by the walkers of a d.
+pub fn lanes_apply(cfg: &Config) -> bool {
+    cfg.denoiser.kind == DenoiserKind::Single
+        && !cfg.model.resample_spikes_per_walker
+        && match build_learner(cfg, super::min_dim(cfg).max(16), 0) {
+            ReducedLearner::Single(l) => l.shared.rule.is_pair(),
+            ReducedLearner::TwoLayer(_) => false,
+        }
+}
+
+/// Runs every walker at every d of `dims` on the current rayon pool; results in job order (d as
+/// in `dims`, then walker), as `study::run_jobs`.
+pub fn run_jobs(
+    cfg: &Config,
+    dims: &[usize],
+    keep: bool,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Vec<WalkerResult> {
+    let walkers = cfg.train.walkers as u64;
+    let jobs: Vec<(usize, u64)> = (0..dims.len())
+        .flat_map(|i| (0..walkers).map(move |w| (i, w)))
+        .collect();
+    if !lanes_apply(cfg) {
+        return jobs
+            .par_iter()
+            .map(|&(i, w)| {
+                let r = crate::study::run_job::<f64>(cfg, dims[i], w, None, keep);
+                progress(1);
+                r
+            })
+            .collect();
+    }
+    let contexts: Vec<DimContext> = dims.iter().map(|&d| DimContext::new(cfg, d)).collect();
+    // Largest d first (the longest jobs), walkers in order.
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&j| (std::cmp::Reverse(dims[jobs[j].0]), jobs[j].0, jobs[j].1));
+    let queue = Queue {
+        order,
+        jobs: &jobs,
+        cursor: AtomicUsize::new(0),
+    };
+    let results: Vec<Mutex<Option<WalkerResult>>> =
+        (0..jobs.len()).map(|_| Mutex::new(None)).collect();
+    let sink = |job: usize, r: WalkerResult| {
+        *results[job].lock().unwrap() = Some(r);
+        progress(1);
+    };
+    let threads = rayon::current_num_threads().max(1);
+    rayon::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|_| worker(cfg, &contexts, &queue, keep, &sink));
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap().expect("every job ran"))
+        .collect()
+}
+
+/// What all walkers at one d share.
+struct DimContext {
+    d: usize,
+    shared: SingleShared,
+    plan: RunPlan,
+    thresholds: [Option<f64>; 3],
+    b0: f64,
+}
+
+impl DimContext {
+    fn new(cfg: &Config, d: usize) -> Self {
+        let setup = single_setup(cfg, d, 0);
+        Self {
+            d,
+            shared: SingleShared::new(&setup),
+            plan: run_plan(cfg, d),
+            thresholds: thresholds(cfg),
+            b0: cfg.denoiser.b,
+        }
+    }
+}
+
+struct Queue<'a> {
+    /// Job indices in the order they are handed out.
+    order: Vec<usize>,
+    /// (index into dims, walker) per job.
+    jobs: &'a [(usize, u64)],
+    cursor: AtomicUsize,
+}
+
+impl Queue<'_> {
+    /// The dims index of the next job, if any.
+    fn peek_dim(&self) -> Option<usize> {
+        let c = self.cursor.load(Ordering::Acquire);
+        self.order.get(c).map(|&j| self.jobs[j].0)
+    }
+
+    /// Takes the next job if it is at dims index `dim`.
+    fn take_at(&self, dim: usize) -> Option<usize> {
+        let mut c = self.cursor.load(Ordering::Acquire);
+        loop {
+            let &j = self.order.get(c)?;
+            if self.jobs[j].0 != dim {
+                return None;
+            }
+            match self
+                .cursor
+                .compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(j),
+                Err(now) => c = now,
+            }
+        }
+    }
+}
+
+/// One walker in a lane, with its progress through the plan (the state of `run_walker`'s loop).
+struct Slot {
+    job: usize,
+    walker_id: u64,
+    walker: SingleWalker,
+    step: u64,
+    /// Index of the next record point in the plan's grid.
+    next: usize,
+    tracker: RecoveryTracker,
+    traj: Trajectory,
+    loss_sum: f64,
+    loss_n: u64,
+}
+
+fn new_slot(cfg: &Config, ctx: &DimContext, job: usize, walker: u64) -> Slot {
+    let seed = |k| stream(cfg, ctx.d, walker, k);
+    let w = SingleWalker::new(
+        ctx.d as u64,
+        ctx.b0,
+        seed(StreamKind::Init),
+        seed(StreamKind::Data),
+        seed(StreamKind::Latent),
+        seed(StreamKind::Evaluation),
+    );
+    let mut tracker = RecoveryTracker::new(ctx.thresholds);
+    tracker.check(&ctx.shared.rule.frame.overlaps(&w.state.alpha, 1.0), 0);
+    Slot {
+        job,
+        walker_id: walker,
+        walker: w,
+        step: 0,
+        next: 0,
+        tracker,
+        traj: Trajectory::default(),
+        loss_sum: 0.0,
+        loss_n: 0,
+    }
+}
+
+fn worker(
+    cfg: &Config,
+    contexts: &[DimContext],
+    queue: &Queue,
+    keep: bool,
+    sink: &(dyn Fn(usize, WalkerResult) + Sync),
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            // SAFETY: the features were just detected.
+            return unsafe { worker_avx512(cfg, contexts, queue, keep, sink) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { worker_avx2(cfg, contexts, queue, keep, sink) };
+        }
+    }
+    worker_generic(cfg, contexts, queue, keep, sink)
+}
+
+/// The same code with 512-bit vectors enabled. No fused multiply-add is ever requested, so the
+/// results are those of `worker_generic`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+unsafe fn worker_avx512(
+    cfg: &Config,
+    contexts: &[DimContext],
+    queue: &Queue,
+    keep: bool,
+    sink: &(dyn Fn(usize, WalkerResult) + Sync),
+) {
+    worker_generic(cfg, contexts, queue, keep, sink)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn worker_avx2(
+    cfg: &Config,
+    contexts: &[DimContext],
+    queue: &Queue,
+    keep: bool,
+    sink: &(dyn Fn(usize, WalkerResult) + Sync),
+) {
+    worker_generic(cfg, contexts, queue, keep, sink)
+}
+
+#[inline(always)]
+fn worker_generic(
+    cfg: &Config,
+    contexts: &[DimContext],
+    queue: &Queue,
+    keep: bool,
+    sink: &(dyn Fn(usize, WalkerResult) + Sync),
+) {
+    while let Some(dim) = queue.peek_dim() {
+        let ctx = &contexts[dim];
+        let mut carried = run_group::<8>(cfg, ctx, dim, queue, Vec::new(), keep, sink);
+        if !carried.is_empty() {
+            carried = run_group::<4>(cfg, ctx, dim, queue, carried, keep, sink);
+        }
+        if !carried.is_empty() {
+            carried = run_group::<2>(cfg, ctx, dim, queue, carried, keep, sink);
+        }
+        if !carried.is_empty() {
+            run_group::<1>(cfg, ctx, dim, queue, carried, keep, sink);
+        }
+    }
+}
+
+/// What a lane's walker does after a step (the control flow of `run_walker`).
+enum After {
+    Continue,
+    Done,
+}
+
+/// Steps up to L walkers at dims index `dim` in lanes until none is left, refilling lanes from the
+/// queue; returns the walkers still running if it is worth continuing them at half the width.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn run_group<const L: usize>(
+    cfg: &Config,
+    ctx: &DimContext,
+    dim: usize,
+    queue: &Queue,
+    carried: Vec<Slot>,
+    keep: bool,
+    sink: &(dyn Fn(usize, WalkerResult) + Sync),
+) -> Vec<Slot> {
+    let shared = &ctx.shared;
+    let rule = &shared.rule;
+    let grid = &ctx.plan.grid;
+    let batch = ctx.plan.batch;
+    let mut slots: [Option<Slot>; L] = std::array::from_fn(|_| None);
+    let mut carried = carried.into_iter();
+    // Idle lanes step spare streams whose numbers are thrown away.
+    let mut spares: [WalkerStreams; L] = std::array::from_fn(|l| WalkerStreams::new(l as u64, l as u64 + 1000));
+    let mut st = SingleState {
+        alpha: [Lanes([0.0; L]); P],
+        rho: Lanes([0.0; L]),
+        b: Lanes([0.0; L]),
+    };
+    let load = |st: &mut SingleState<Lanes<L>>, l: usize, w: &SingleState| {
+        for i in 0..P {
+            st.alpha[i].0[l] = w.alpha[i];
+        }
+        st.rho.0[l] = w.rho;
+        st.b.0[l] = w.b;
+    };
+    let unload = |st: &SingleState<Lanes<L>>, l: usize| SingleState {
+        alpha: std::array::from_fn(|i| st.alpha[i].0[l]),
+        rho: st.rho.0[l],
+        b: st.b.0[l],
+    };
+    for (l, slot) in slots.iter_mut().enumerate() {
+        *slot = carried.next().or_else(|| {
+            queue
+                .take_at(dim)
+                .map(|j| new_slot(cfg, ctx, j, queue.jobs[j].1))
+        });
+        if let Some(s) = slot {
+            load(&mut st, l, &s.walker.state);
+        }
+    }
+    debug_assert!(carried.next().is_none());
+    loop {
+        let active = slots.iter().filter(|s| s.is_some()).count();
+        if active == 0 {
+            return Vec::new();
+        }
+        if L > 1 && active <= L / 2 && queue.peek_dim() != Some(dim) {
+            return slots
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(l, s)| {
+                    let mut s = s.take()?;
+                    s.walker.state = unload(&st, l);
+                    Some(s)
+                })
+                .collect();
+        }
+        let loss = {
+            let mut it = slots.iter_mut().zip(spares.iter_mut()).map(|(slot, spare)| match slot {
+                Some(s) => &mut s.walker.streams,
+                None => spare,
+            });
+            let streams: [&mut WalkerStreams; L] = std::array::from_fn(|_| it.next().unwrap());
+            lane_step(shared, &mut st, streams)
+        };
+        // Overlaps of every lane.
+        let e = &rule.frame.spikes;
+        let ov: [Lanes<L>; 3] = std::array::from_fn(|k| {
+            let ek: [Lanes<L>; P] = std::array::from_fn(|i| Lanes::<L>::splat_f64(e[k][i]));
+            ek[0] * st.alpha[0] + ek[1] * st.alpha[1] + ek[2] * st.alpha[2]
+        });
+        for l in 0..L {
+            let Some(slot) = &mut slots[l] else { continue };
+            slot.loss_sum += loss.0[l];
+            slot.loss_n += 1;
+            slot.step += 1;
+            let o = [ov[0].0[l], ov[1].0[l], ov[2].0[l]];
+            slot.tracker.check(&o, slot.step * batch);
+            let stop_now = ctx.plan.stop_when_recovered && slot.tracker.all_recovered();
+            let mut after = After::Continue;
+            if stop_now || slot.step == grid[slot.next] {
+                slot.walker.state = unload(&st, l);
+                if !slot.walker.is_finite() {
+                    let msg = format!(
+                        "weights became non-finite by step {}; lower train.delta",
+                        slot.step
+                    );
+                    finish(slot, Some(msg), ctx, sink);
+                    after = After::Done;
+                } else {
+                    let rec = Record {
+                        step: slot.step,
+                        samples: slot.step * batch,
+                        overlaps: o,
+                        norm: 1.0,
+                        skip: slot.walker.state.b,
+                        train_loss: slot.loss_sum / slot.loss_n as f64,
+                        eval: ctx.plan.n_eval.map(|n| slot.walker.evaluate(shared, n)),
+                    };
+                    if keep {
+                        slot.traj.records.push(rec);
+                    }
+                    slot.loss_sum = 0.0;
+                    slot.loss_n = 0;
+                    slot.next += 1;
+                    if stop_now || slot.next == grid.len() {
+                        finish(slot, None, ctx, sink);
+                        after = After::Done;
+                    }
+                }
+            }
+            if let After::Done = after {
+                slots[l] = queue
+                    .take_at(dim)
+                    .map(|j| new_slot(cfg, ctx, j, queue.jobs[j].1));
+                if let Some(s) = &slots[l] {
+                    load(&mut st, l, &s.walker.state);
+                }
+            }
+        }
+    }
+}
+
+fn finish(
+    slot: &mut Slot,
+    diverged: Option<String>,
+    ctx: &DimContext,
+    sink: &(dyn Fn(usize, WalkerResult) + Sync),
+) {
+    let records = std::mem::take(&mut slot.traj.records);
+    let outcome = WalkerOutcome {
+        steps: slot.step,
+        recovery: slot.tracker.clone(),
+        diverged,
+    };
+    sink(
+        slot.job,
+        WalkerResult {
+            d: ctx.d,
+            walker: slot.walker_id,
+            outcome,
+            records,
+        },
+    );
+}
+
+/// One step of L walkers in lanes: each lane draws from its own streams
+/// ([`SingleShared::draw_pair`]), then one [`super::single::SingleRule::pair_update`] on all lanes.
+/// Returns the lanes' training losses.
+#[inline(always)]
+pub fn lane_step<const L: usize>(shared: &SingleShared, st: &mut SingleState<Lanes<L>>, streams: [&mut WalkerStreams; L]) -> Lanes<L> {
+    let rule = &shared.rule;
+    let mut lev = [0usize; L];
+    let z = || Lanes([0.0; L]);
+    let mut c = PairCoords { xf: [z(); P], x0: z(), xif: [z(); P], xi0: z(), r1: z(), c12: z(), r2: z() };
+    let (mut lam, mut nu) = (z(), z());
+    for (l, w) in streams.into_iter().enumerate() {
+        let p = shared.draw_pair(w);
+        lam.0[l] = p.lambda;
+        nu.0[l] = p.nu;
+        lev[l] = p.level;
+        for i in 0..P {
+            c.xf[i].0[l] = p.z[i];
+            c.xif[i].0[l] = p.xi[i];
+        }
+        (c.x0.0[l], c.xi0.0[l], c.r1.0[l], c.c12.0[l], c.r2.0[l]) = (p.z0, p.xi0, p.r1, p.c12, p.r2);
+    }
+    c.xf = rule.clean_span(&c.xf, lam, nu);
+    let a = Lanes(std::array::from_fn(|l| rule.levels[lev[l]].0));
+    let s = Lanes(std::array::from_fn(|l| rule.levels[lev[l]].1));
+    rule.pair_update(st, a, s, &c)
+}
+
+/// `steps` lane steps of L walkers (for benchmarks), with the scheduler's SIMD dispatch.
+pub fn run_lane_steps<const L: usize>(shared: &SingleShared, walkers: &mut [SingleWalker; L], steps: u64) {
+    #[inline(always)]
+    fn body<const L: usize>(shared: &SingleShared, walkers: &mut [SingleWalker; L], steps: u64) {
+        let mut st = SingleState {
+            alpha: std::array::from_fn(|i| Lanes(std::array::from_fn(|l| walkers[l].state.alpha[i]))),
+            rho: Lanes(std::array::from_fn(|l| walkers[l].state.rho)),
+            b: Lanes(std::array::from_fn(|l| walkers[l].state.b)),
+        };
+        for _ in 0..steps {
+            let mut it = walkers.iter_mut().map(|w| &mut w.streams);
+            let streams: [&mut WalkerStreams; L] = std::array::from_fn(|_| it.next().unwrap());
+            std::hint::black_box(lane_step(shared, &mut st, streams));
+        }
+        for (l, w) in walkers.iter_mut().enumerate() {
+            w.state = SingleState { alpha: std::array::from_fn(|i| st.alpha[i].0[l]), rho: st.rho.0[l], b: st.b.0[l] };
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+        unsafe fn v4<const L: usize>(shared: &SingleShared, walkers: &mut [SingleWalker; L], steps: u64) {
+            body(shared, walkers, steps)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
+            // SAFETY: the features were just detected.
+            return unsafe { v4(shared, walkers, steps) };
+        }
+    }
+    body(shared, walkers, steps)
+}
+
+impl<const L: usize> Lanes<L> {
+    #[inline(always)]
+    fn splat_f64(x: f64) -> Self {
+        Lanes([x; L])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(stop: bool, eval: bool, coupling: &str) -> Config {
+        let text = format!(
+            r#"
+[experiment]
+name = "lanes_test"
+engine = "reduced"
+[model]
+beta_m = 0.5
+beta_u = 3.0
+beta_v = 6.0
+coupling = "{coupling}"
+[denoiser]
+train_b = true
+[train]
+walkers = 11
+stop_when_recovered = {stop}
+max_samples = 3000
+[observe]
+eval = {eval}
+n_eval = 8
+[study]
+dims = [24, 40]
+"#
+        );
+        Config::from_toml(&text).unwrap()
+    }
+
+    /// The lane scheduler returns, for every job, exactly what running the job alone through
+    /// `run_walker` returns (records, recovery times, step counts), on 1 and on 2 threads.
+    #[test]
+    fn lanes_equal_single_jobs() {
+        for (stop, eval, coupling) in [(true, false, "sign"), (false, true, "independent")] {
+            let cfg = config(stop, eval, coupling);
+            assert!(lanes_apply(&cfg));
+            let dims = cfg.study.dims.clone();
+            let alone: Vec<WalkerResult> = dims
+                .iter()
+                .flat_map(|&d| (0..cfg.train.walkers as u64).map(move |w| (d, w)))
+                .map(|(d, w)| crate::study::run_job::<f64>(&cfg, d, w, None, true))
+                .collect();
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let lanes = pool.install(|| run_jobs(&cfg, &dims, true, &|_| {}));
+                assert_eq!(lanes.len(), alone.len());
+                for (a, b) in alone.iter().zip(&lanes) {
+                    assert_eq!((a.d, a.walker), (b.d, b.walker));
+                    assert_eq!(a.outcome, b.outcome, "d = {} walker {}", a.d, a.walker);
+                    assert_eq!(a.records, b.records, "d = {} walker {}", a.d, a.walker);
+                }
+            }
+        }
+    }
+}
