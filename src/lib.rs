@@ -3,6 +3,8 @@
 //! Data moves one way: `config` → [`model`] (sampler) → [`net`] (denoiser) → `train` (trainer) →
 //! `observe` (observer) → `store` → `study` → `report`.
 
+pub mod dae;
+pub mod data;
 pub mod model;
 pub mod net;
 pub mod rng;
