@@ -205,6 +205,8 @@ pub struct GenerateConfig {
     pub extent: f64,
     /// Generated d-dimensional samples kept as images (the first ones, common X₀ across ϑ).
     pub n_images: usize,
+    /// Training times of the Hellinger-vs-ϑ curve (empty: `thetas`).
+    pub hellinger_thetas: Vec<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,6 +328,7 @@ impl Default for GenerateConfig {
             grid: 120,
             extent: 4.0,
             n_images: 8,
+            hellinger_thetas: Vec::new(),
         }
     }
 }
