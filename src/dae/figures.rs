@@ -79,7 +79,7 @@ fn figure_stats(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<Stri
     for a in 0..r {
         for g in a..r {
             q_series.push((
-                format!("𝒬{}{}", a + 1, g + 1),
+                format!("Qc{}{}", a + 1, g + 1),
                 recs.iter().map(|x| (x.theta, x.q_cal[a * r + g])).collect(),
                 tr.theta.iter().zip(&tr.q_cal).map(|(&t, q)| (t, q[a * r + g])).collect(),
             ));
@@ -90,7 +90,7 @@ fn figure_stats(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<Stri
         recs.iter().map(|x| (x.theta, x.b)).collect(),
         tr.theta.iter().zip(&tr.b).map(|(&t, &b)| (t, b)).collect(),
     )];
-    for (area, (title, series)) in panels.iter().zip([("M", m_series), ("𝒬 = wᵀw/d", q_series), ("b", b_series)]) {
+    for (area, (title, series)) in panels.iter().zip([("M", m_series), ("Qc = wᵀw/d", q_series), ("b", b_series)]) {
         line_panel(area, &format!("{title}: simulation (solid) vs ODE (dashed), d = {}", cfg.d), &series, cfg.theta_max)?;
     }
     root.present().map_err(err)?;
