@@ -246,6 +246,15 @@ impl Target {
         Ok(t)
     }
 
+    /// A target from an explicit law; the plane is its top-2 principal components (Gaussians) or
+    /// (μ̂₁, the next centroid direction or e₂) for mixtures.
+    pub fn from_law(d: usize, kind: TargetKind, law: TargetLaw) -> Self {
+        let mut t = Target { d, kind, law, plane: Vec::new(), hellinger_dir: Vec::new() };
+        t.plane = t.principal_components(2);
+        t.hellinger_dir = t.plane[0].clone();
+        t
+    }
+
     /// Centroids and weights; a Gaussian is one cluster centred at its mean.
     pub fn clusters(&self) -> (Vec<Vec<f64>>, Vec<f64>) {
         match &self.law {
