@@ -24,12 +24,22 @@ pub struct GeneratedLaw {
 impl GeneratedLaw {
     pub fn new(dae: Dae<f64>, sched: SamplerSchedule) -> Self {
         let d = dae.d;
-        GeneratedLaw { dae, sched, buf: RefCell::new(vec![0.0; d]) }
+        GeneratedLaw {
+            dae,
+            sched,
+            buf: RefCell::new(vec![0.0; d]),
+        }
     }
 }
 
 impl X1Source for GeneratedLaw {
-    fn draw<T: Real>(&self, nrng: &mut NormalRng, _srng: &mut ScalarRng, x1: &mut [T], z: &mut [f64]) {
+    fn draw<T: Real>(
+        &self,
+        nrng: &mut NormalRng,
+        _srng: &mut ScalarRng,
+        x1: &mut [T],
+        z: &mut [f64],
+    ) {
         nrng.fill(z);
         if self.sched.epsilon > 0.0 {
             let mut buf = self.buf.borrow_mut();
@@ -59,9 +69,18 @@ pub struct GenerationReport {
 }
 
 /// A unit vector orthogonal to span(w) and to `extra`, from `rng`.
-pub fn orthogonal_direction(w: &[f64], d: usize, r: usize, extra: &[Vec<f64>], rng: &mut ScalarRng) -> Vec<f64> {
+pub fn orthogonal_direction(
+    w: &[f64],
+    d: usize,
+    r: usize,
+    extra: &[Vec<f64>],
+    rng: &mut ScalarRng,
+) -> Vec<f64> {
     let mut basis: Vec<Vec<f64>> = Vec::new();
-    for v in (0..r).map(|g| w[g * d..(g + 1) * d].to_vec()).chain(extra.iter().cloned()) {
+    for v in (0..r)
+        .map(|g| w[g * d..(g + 1) * d].to_vec())
+        .chain(extra.iter().cloned())
+    {
         let mut x = v;
         for b in &basis {
             let c = blas1::dot(&x, b);
@@ -108,18 +127,33 @@ pub fn run(cfg: &DaeConfig, target: &Target) -> Result<Vec<GenerationReport>> {
     let (d, r) = (cfg.d, cfg.r);
     let axis = default_axis();
     let pcs = target.principal_components(2);
-    let rho_marg: Vec<Vec<f64>> = pcs.iter().map(|e| law_on_axis(&target.plane_law(std::slice::from_ref(e)), axis)).collect();
+    let rho_marg: Vec<Vec<f64>> = pcs
+        .iter()
+        .map(|e| law_on_axis(&target.plane_law(std::slice::from_ref(e)), axis))
+        .collect();
     let mut reports: Vec<GenerationReport> = Vec::new();
     let mut orth_rng = ScalarRng::from_seed(cfg.seed ^ 0x0c0_11a_95e);
     for g in 1..=cfg.collapse.generations {
         let mut sink = MemorySink::default();
         let out = match reports.last() {
-            None => Trainer::<f64>::new(&gcfg, target, g as u64).run_loop(&gcfg, target, target, &mut sink, &[])?,
+            None => Trainer::<f64>::new(&gcfg, target, g as u64).run_loop(
+                &gcfg,
+                target,
+                target,
+                &mut sink,
+                &[],
+            )?,
             Some(prev) => {
                 // The trainer takes its fused path from the source, so build it on the generated law.
                 let law = GeneratedLaw::new(prev.dae.clone(), sched);
                 let (w0, b0) = target.initial_weights(&gcfg);
-                Trainer::<f64>::with_weights(&gcfg, &law, &w0, b0, g as u64).run_loop(&gcfg, target, &law, &mut sink, &[])?
+                Trainer::<f64>::with_weights(&gcfg, &law, &w0, b0, g as u64).run_loop(
+                    &gcfg,
+                    target,
+                    &law,
+                    &mut sink,
+                    &[],
+                )?
             }
         };
         let dae = out.dae;
@@ -135,9 +169,23 @@ pub fn run(cfg: &DaeConfig, target: &Target) -> Result<Vec<GenerationReport>> {
             .collect();
         let spectrum = sample_spectrum(&samples.images, n, d, 20);
         let m = samples.orth_samples.iter().sum::<f64>() / n as f64;
-        let orth_var = samples.orth_samples.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n as f64 - 1.0);
+        let orth_var = samples
+            .orth_samples
+            .iter()
+            .map(|x| (x - m).powi(2))
+            .sum::<f64>()
+            / (n as f64 - 1.0);
         let v_theory = sched.orthogonal_variance(dae.b);
-        reports.push(GenerationReport { generation: g, dae, sink, samples, hellinger_pc, spectrum, orth_var, v_theory });
+        reports.push(GenerationReport {
+            generation: g,
+            dae,
+            sink,
+            samples,
+            hellinger_pc,
+            spectrum,
+            orth_var,
+            v_theory,
+        });
     }
     Ok(reports)
 }

@@ -278,7 +278,12 @@ impl Default for DaeConfig {
 
 impl Default for InitConfig {
     fn default() -> Self {
-        Self { kind: InitKind::Auto, scale: 0.1, scale_mode: ScaleMode::Coefficient, b0: 0.0 }
+        Self {
+            kind: InitKind::Auto,
+            scale: 0.1,
+            scale_mode: ScaleMode::Coefficient,
+            b0: 0.0,
+        }
     }
 }
 
@@ -335,13 +340,19 @@ impl Default for GenerateConfig {
 
 impl Default for HellingerConfig {
     fn default() -> Self {
-        Self { convention: HellingerConvention::Half, target: HellingerTarget::Rho }
+        Self {
+            convention: HellingerConvention::Half,
+            target: HellingerTarget::Rho,
+        }
     }
 }
 
 impl Default for CollapseConfig {
     fn default() -> Self {
-        Self { generations: 2, theta_g: 2.8 }
+        Self {
+            generations: 2,
+            theta_g: 2.8,
+        }
     }
 }
 
@@ -366,7 +377,10 @@ impl DaeConfig {
     /// The reference settings of SPEC §4.12 by name: `trimodal` (Fig. 1/5), `bimodal` (Fig. 2),
     /// `mnist7` (Fig. 3), `mnist7_collapse` (Fig. 4).
     pub fn preset(name: &str) -> Result<Self> {
-        let mut c = DaeConfig { name: name.to_string(), ..Default::default() };
+        let mut c = DaeConfig {
+            name: name.to_string(),
+            ..Default::default()
+        };
         match name {
             "trimodal" => {}
             "bimodal" => {
@@ -391,7 +405,9 @@ impl DaeConfig {
                 c.theta_max = 2.8;
                 c.figure = FigureKind::Collapse;
             }
-            _ => bail!("unknown preset `{name}`; allowed: trimodal, bimodal, mnist7, mnist7_collapse"),
+            _ => bail!(
+                "unknown preset `{name}`; allowed: trimodal, bimodal, mnist7, mnist7_collapse"
+            ),
         }
         c.validate()?;
         Ok(c)
@@ -415,7 +431,11 @@ impl DaeConfig {
             return Err(range_err("lambda", self.lambda, "0 ≤ lambda ≤ 1000"));
         }
         if self.times.is_empty() || self.times.len() > 6 {
-            return Err(range_err("times", &self.times, "1 to 6 times, each in (0, 1)"));
+            return Err(range_err(
+                "times",
+                &self.times,
+                "1 to 6 times, each in (0, 1)",
+            ));
         }
         for &t in &self.times {
             if !(t > 0.0 && t < 1.0) {
@@ -423,13 +443,25 @@ impl DaeConfig {
             }
         }
         if !self.share_noise_across_times {
-            return Err(range_err("share_noise_across_times", false, "true (independent noise per time is not implemented)"));
+            return Err(range_err(
+                "share_noise_across_times",
+                false,
+                "true (independent noise per time is not implemented)",
+            ));
         }
         if !(self.theta_max > 0.0 && self.theta_max <= 1e4) {
-            return Err(range_err("theta_max", self.theta_max, "0 < theta_max ≤ 10000"));
+            return Err(range_err(
+                "theta_max",
+                self.theta_max,
+                "0 < theta_max ≤ 10000",
+            ));
         }
         if !(self.init.scale >= 0.0 && self.init.scale <= 100.0) {
-            return Err(range_err("init.scale", self.init.scale, "0 ≤ init.scale ≤ 100"));
+            return Err(range_err(
+                "init.scale",
+                self.init.scale,
+                "0 ≤ init.scale ≤ 100",
+            ));
         }
         if !self.init.b0.is_finite() {
             return Err(range_err("init.b0", self.init.b0, "a finite number"));
@@ -440,24 +472,48 @@ impl DaeConfig {
         }
         if t.kind == TargetKind::Mixture {
             if t.centroids.is_empty() {
-                return Err(range_err("target.centroids", &t.centroids, "at least one centroid for kind = \"mixture\""));
+                return Err(range_err(
+                    "target.centroids",
+                    &t.centroids,
+                    "at least one centroid for kind = \"mixture\"",
+                ));
             }
             let width = t.centroids.iter().map(|c| c.len()).max().unwrap_or(0);
             if width == 0 || width > self.d {
-                return Err(range_err("target.centroids", &t.centroids, "centroids with 1..=d coordinates"));
+                return Err(range_err(
+                    "target.centroids",
+                    &t.centroids,
+                    "centroids with 1..=d coordinates",
+                ));
             }
             if !t.weights.is_empty() && t.weights.len() != t.centroids.len() {
-                return Err(range_err("target.weights", &t.weights, "empty or one weight per centroid"));
+                return Err(range_err(
+                    "target.weights",
+                    &t.weights,
+                    "empty or one weight per centroid",
+                ));
             }
         }
         if t.weights.iter().any(|&w| !(w > 0.0 && w.is_finite())) {
-            return Err(range_err("target.weights", &t.weights, "positive finite weights"));
+            return Err(range_err(
+                "target.weights",
+                &t.weights,
+                "positive finite weights",
+            ));
         }
         if !(t.bimodal_norm >= 0.0 && t.bimodal_norm <= 1e3) {
-            return Err(range_err("target.bimodal_norm", t.bimodal_norm, "0 ≤ bimodal_norm ≤ 1000"));
+            return Err(range_err(
+                "target.bimodal_norm",
+                t.bimodal_norm,
+                "0 ≤ bimodal_norm ≤ 1000",
+            ));
         }
         if t.kind == TargetKind::GaussianNpy && t.covariance_npy.is_none() {
-            return Err(range_err("target.covariance_npy", "none", "a path to a d×d .npy file for kind = \"gaussian_npy\""));
+            return Err(range_err(
+                "target.covariance_npy",
+                "none",
+                "a path to a d×d .npy file for kind = \"gaussian_npy\"",
+            ));
         }
         if t.digit > 9 {
             return Err(range_err("target.digit", t.digit, "0..=9"));
@@ -466,8 +522,13 @@ impl DaeConfig {
         if !(2..=201).contains(&o.nodes) {
             return Err(range_err("ode.nodes", o.nodes, "2 ≤ nodes ≤ 201"));
         }
-        if o.expectation == Expectation::Quadrature && o.nodes.pow(self.r.min(8) as u32) > 5_000_000 {
-            return Err(range_err("ode.nodes", o.nodes, "nodes^r ≤ 5e6 with quadrature (use expectation = \"monte_carlo\" for large r)"));
+        if o.expectation == Expectation::Quadrature && o.nodes.pow(self.r.min(8) as u32) > 5_000_000
+        {
+            return Err(range_err(
+                "ode.nodes",
+                o.nodes,
+                "nodes^r ≤ 5e6 with quadrature (use expectation = \"monte_carlo\" for large r)",
+            ));
         }
         if !(10..=100_000_000).contains(&o.n_mc) {
             return Err(range_err("ode.n_mc", o.n_mc, "10 ≤ n_mc ≤ 1e8"));
@@ -498,7 +559,11 @@ impl DaeConfig {
             return Err(range_err("generate.n_z", g.n_z, "100 ≤ n_z ≤ 1e8"));
         }
         if g.thetas.iter().any(|&th| !(th >= 0.0 && th <= 1e4)) {
-            return Err(range_err("generate.thetas", &g.thetas, "every ϑ in [0, 10000]"));
+            return Err(range_err(
+                "generate.thetas",
+                &g.thetas,
+                "every ϑ in [0, 10000]",
+            ));
         }
         if !(16..=1000).contains(&g.grid) {
             return Err(range_err("generate.grid", g.grid, "16 ≤ grid ≤ 1000"));
@@ -507,10 +572,18 @@ impl DaeConfig {
             return Err(range_err("generate.extent", g.extent, "0 < extent ≤ 50"));
         }
         if !(1..=100).contains(&self.collapse.generations) {
-            return Err(range_err("collapse.generations", self.collapse.generations, "1 ≤ generations ≤ 100"));
+            return Err(range_err(
+                "collapse.generations",
+                self.collapse.generations,
+                "1 ≤ generations ≤ 100",
+            ));
         }
         if !(self.collapse.theta_g > 0.0 && self.collapse.theta_g <= 1e3) {
-            return Err(range_err("collapse.theta_g", self.collapse.theta_g, "0 < theta_g ≤ 1000"));
+            return Err(range_err(
+                "collapse.theta_g",
+                self.collapse.theta_g,
+                "0 < theta_g ≤ 1000",
+            ));
         }
         Ok(())
     }
@@ -527,7 +600,11 @@ impl DaeConfig {
 
     /// Recording stride in steps (d/100 by default).
     pub fn record_stride(&self) -> u64 {
-        if self.record_every > 0 { self.record_every as u64 } else { (self.d as u64 / 100).max(1) }
+        if self.record_every > 0 {
+            self.record_every as u64
+        } else {
+            (self.d as u64 / 100).max(1)
+        }
     }
 
     /// Interpolant coefficients (α_t, β_t) = (1 − t, t).
@@ -546,9 +623,17 @@ mod tests {
             DaeConfig::preset(p).unwrap();
         }
         let err = DaeConfig::from_toml("r = 0").unwrap_err().to_string();
-        assert!(err.contains("`r`") && err.contains("0") && err.contains("1 ≤ r ≤ 16"), "{err}");
-        let err = DaeConfig::from_toml("[generate]\nt_end = 0.995").unwrap_err().to_string();
-        assert!(err.contains("generate.t_end") && err.contains("0.995"), "{err}");
+        assert!(
+            err.contains("`r`") && err.contains("0") && err.contains("1 ≤ r ≤ 16"),
+            "{err}"
+        );
+        let err = DaeConfig::from_toml("[generate]\nt_end = 0.995")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("generate.t_end") && err.contains("0.995"),
+            "{err}"
+        );
         let err = DaeConfig::from_toml("bogus = 1").unwrap_err().to_string();
         assert!(err.contains("bogus"), "{err}");
     }

@@ -7,7 +7,11 @@ use super::target::ProjectedLaw;
 
 /// The SPEC's grid: y ∈ [−12, 12], dy = 0.005.
 pub fn default_axis() -> Axis {
-    Axis { lo: -12.0, hi: 12.0, n: 4801 }
+    Axis {
+        lo: -12.0,
+        hi: 12.0,
+        n: 4801,
+    }
 }
 
 /// H(p, q) for densities sampled on the same uniform grid of step `dy` (trapezoid rule).
@@ -48,7 +52,11 @@ mod tests {
             let q: Vec<f64> = (0..ax.n).map(|i| phi(ax.at(i), delta)).collect();
             let h = hellinger(&p, &q, dy, HellingerConvention::Half);
             let exact = 1.0 - (-delta * delta / 8.0f64).exp();
-            assert!((h * h - exact).abs() < 1e-8, "δ={delta}: {} vs {exact}", h * h);
+            assert!(
+                (h * h - exact).abs() < 1e-8,
+                "δ={delta}: {} vs {exact}",
+                h * h
+            );
             let h2 = hellinger(&p, &q, dy, HellingerConvention::NoHalf);
             assert!((h2 - std::f64::consts::SQRT_2 * h).abs() < 1e-12);
         }

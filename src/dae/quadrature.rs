@@ -15,9 +15,15 @@ impl GaussHermite {
     pub fn new(n: usize) -> Self {
         assert!(n >= 1, "GaussHermite: n ≥ 1");
         let j = Mat::<f64>::from_fn(n, n, |a, b| {
-            if a == b + 1 || b == a + 1 { (a.max(b) as f64).sqrt() } else { 0.0 }
+            if a == b + 1 || b == a + 1 {
+                (a.max(b) as f64).sqrt()
+            } else {
+                0.0
+            }
         });
-        let evd = j.self_adjoint_eigen(Side::Lower).expect("Golub–Welsch eigendecomposition");
+        let evd = j
+            .self_adjoint_eigen(Side::Lower)
+            .expect("Golub–Welsch eigendecomposition");
         let s = evd.S().column_vector();
         let u = evd.U();
         let mut nodes = Vec::with_capacity(n);
@@ -70,13 +76,24 @@ mod tests {
     #[test]
     fn gauss_hermite_integrates_normal_moments() {
         let gh = GaussHermite::new(41);
-        let m = |k: i32| gh.nodes.iter().zip(&gh.weights).map(|(x, w)| w * x.powi(k)).sum::<f64>();
+        let m = |k: i32| {
+            gh.nodes
+                .iter()
+                .zip(&gh.weights)
+                .map(|(x, w)| w * x.powi(k))
+                .sum::<f64>()
+        };
         assert!((m(0) - 1.0).abs() < 1e-13);
         assert!(m(1).abs() < 1e-13);
         assert!((m(2) - 1.0).abs() < 1e-12);
         assert!((m(4) - 3.0).abs() < 1e-11);
         assert!((m(8) - 105.0).abs() < 1e-8);
-        let e = gh.nodes.iter().zip(&gh.weights).map(|(x, w)| w * x.tanh().powi(2)).sum::<f64>();
+        let e = gh
+            .nodes
+            .iter()
+            .zip(&gh.weights)
+            .map(|(x, w)| w * x.tanh().powi(2))
+            .sum::<f64>();
         // E tanh(g)² = 0.3942944903978...
         assert!((e - 0.394_294_490_397_8).abs() < 1e-9, "{e}");
     }
