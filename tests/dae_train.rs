@@ -1,4 +1,6 @@
 //! System B training and theory (SPEC §7 items 37–41, §4.13 items 1–2).
+// Index loops over r, r×r and the grid mirror the formulas of SPEC §4 term by term.
+#![allow(clippy::needless_range_loop)]
 
 /// Wrapped in `dae` so that `cargo test -p diffexp dae` selects these tests.
 mod dae {

@@ -558,7 +558,7 @@ impl DaeConfig {
         if !(100..=100_000_000).contains(&g.n_z) {
             return Err(range_err("generate.n_z", g.n_z, "100 ≤ n_z ≤ 1e8"));
         }
-        if g.thetas.iter().any(|&th| !(th >= 0.0 && th <= 1e4)) {
+        if g.thetas.iter().any(|&th| !(0.0..=1e4).contains(&th)) {
             return Err(range_err(
                 "generate.thetas",
                 &g.thetas,

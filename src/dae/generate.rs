@@ -4,6 +4,8 @@
 //!
 //! For α_t = 1 − t, β_t = t: Γ_t = 1/(1 − t) + ε t/(1 − t)², Δ_t = −1/(1 − t) − ε/(1 − t)² + b Γ_t, and
 //! the drift is Δ_t x + Γ_t w σ(wᵀx/√d)/√d.
+// Index loops over r, r×r and the grid mirror the formulas of SPEC §4 term by term.
+#![allow(clippy::needless_range_loop)]
 
 use super::SYSTEM_ID;
 use super::config::DaeConfig;
@@ -214,6 +216,9 @@ pub struct Generated {
 
 pub const CHUNK: usize = 256;
 
+/// Per-chunk outputs: projections, images, Z, orthogonal projections.
+type ChunkOut = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+
 /// Draws `n` samples with the sampler, in parallel over fixed chunks of 256 (each its own stream, so
 /// the result does not depend on the thread count).
 pub fn generate_batch<T: Real>(
@@ -230,12 +235,12 @@ pub fn generate_batch<T: Real>(
     let ke = plane.len();
     let nchunks = n.div_ceil(CHUNK);
     let isd = 1.0 / (d as f64).sqrt();
-    let parts: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> = (0..nchunks)
+    let parts: Vec<ChunkOut> = (0..nchunks)
         .into_par_iter()
         .map(|c| {
             let mut rng = NormalRng::from_seed(chunk_stream(cfg, generation, c as u64));
             let mut nrng =
-                NormalRng::from_seed(chunk_stream(cfg, generation, c as u64) ^ 0x5eed_0f_5de);
+                NormalRng::from_seed(chunk_stream(cfg, generation, c as u64) ^ 0x5eed_f5de);
             let m = CHUNK.min(n - c * CHUNK);
             let mut x = vec![T::default(); d];
             let mut buf = vec![T::default(); d];

@@ -208,7 +208,7 @@ pub fn tanh_fast(x: f64) -> f64 {
 /// stall on its first VEX instruction) against ~10 ns in isolation, so the hot loops avoid it.
 #[inline]
 fn exp_neg(x: f64) -> f64 {
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     let k = (x * std::f64::consts::LOG2_E).round();
     let r = (x - k * LN2_HI) - k * LN2_LO;

@@ -9,6 +9,8 @@
 //! - [`b_closed_form`] is b(ϑ) = b* + (b₀ − b*) e^{−(α² + β²θ̄)ϑ}.
 //!
 //! All matrices are row-major; r-vectors and r×r matrices are small `Vec<f64>`.
+// Index loops over r, r×r and the grid mirror the formulas of SPEC §4 term by term.
+#![allow(clippy::needless_range_loop)]
 
 use super::SYSTEM_ID;
 use super::config::{DaeConfig, Expectation};

@@ -3,6 +3,8 @@
 //! Every target answers the same calls: `sample_x1_into`, `clusters` (centroids and weights), `theta_bar`,
 //! `marginal` (the 1-D law along a unit vector), `plane_law` (the law projected on a plane) and
 //! `principal_components`.
+// Index loops over r, r×r and the grid mirror the formulas of SPEC §4 term by term.
+#![allow(clippy::needless_range_loop)]
 
 use super::SYSTEM_ID;
 use super::config::{

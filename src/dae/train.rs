@@ -8,6 +8,8 @@
 //!   w_γ ← (1 − ηλ/d) w_γ − (η/d) Σ_t σ_{tγ} (W σ_t) − (η/√d) (c⁰_γ x₀ + c¹_γ x₁),
 //! with c⁰_γ = Σ_t α_t (b σ_{tγ} + χ_{tγ}) and c¹_γ = Σ_t ((bβ_t − 1) σ_{tγ} + β_t χ_{tγ}); 𝒬 = wᵀw/d is
 //! updated algebraically from the same scalars and recomputed exactly at every record point.
+// Index loops over r, r×r and the grid mirror the formulas of SPEC §4 term by term.
+#![allow(clippy::needless_range_loop)]
 
 use super::SYSTEM_ID;
 use super::config::DaeConfig;
@@ -478,7 +480,7 @@ impl<T: Real> Trainer<T> {
             .iter()
             .map(|&th| (cfg.steps_for(th), th))
             .collect();
-        snaps.sort_by(|a, b| a.0.cmp(&b.0));
+        snaps.sort_by_key(|s| s.0);
         let mut next_snap = 0;
         let start = std::time::Instant::now();
         let mut pi = 0;
