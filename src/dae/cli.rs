@@ -8,7 +8,7 @@ use super::generate::{
     Axis, ProjectedTheory, SamplerSchedule, generate_batch, kde_1d, kde_2d, theory_density_1d,
     theory_density_2d, transported_samples,
 };
-use super::hellinger::{default_axis, hellinger, law_on_axis};
+use super::hellinger::{axis_for, hellinger, law_on_axis};
 use super::net::Dae;
 use super::ode::{self, OdeTrajectory, b_closed_form};
 use super::target::Target;
@@ -352,8 +352,8 @@ pub fn generation_pipeline(cfg: &DaeConfig, target: &Target) -> Result<Generatio
         }
     }
     let r = cfg.r;
-    let haxis = default_axis();
     let hdir = std::slice::from_ref(&target.hellinger_dir);
+    let haxis = axis_for(&target.plane_law(hdir));
     let rho_line = match cfg.hellinger.target {
         super::config::HellingerTarget::Rho => law_on_axis(&target.plane_law(hdir), haxis),
         super::config::HellingerTarget::XTend => {
@@ -385,7 +385,17 @@ pub fn generation_pipeline(cfg: &DaeConfig, target: &Target) -> Result<Generatio
             if gen_dens { g.n_images } else { 0 },
             None,
         );
-        let (_, qc_o, _, b_o, g_o) = ode.at(th);
+        let (qc_o, b_o, g_o) = match g.theory_stats {
+            super::config::TheoryStats::Ode => {
+                let (_, qc, _, b, gg) = ode.at(th);
+                (qc, b, gg)
+            }
+            super::config::TheoryStats::Simulation => {
+                let qc = dae.q_cal();
+                let rec = stats_of(&dae, target, &qc);
+                (qc, dae.b, rec.g)
+            }
+        };
         let seed = crate::rng::mix64(cfg.seed ^ th.to_bits());
         if gen_hell {
             // G of the Hellinger direction from the ODE: the first plane row (the direction is E's first axis).

@@ -4,7 +4,7 @@
 
 use super::config::DaeConfig;
 use super::generate::{Generated, SamplerSchedule, generate_batch, sample_in_place};
-use super::hellinger::{default_axis, hellinger, law_on_axis};
+use super::hellinger::{axis_for, hellinger, law_on_axis};
 use super::net::Dae;
 use super::target::Target;
 use super::train::{MemorySink, Trainer, X1Source};
@@ -125,8 +125,8 @@ pub fn run(cfg: &DaeConfig, target: &Target) -> Result<Vec<GenerationReport>> {
     gcfg.theta_max = cfg.collapse.theta_g;
     let sched = SamplerSchedule::of(cfg);
     let (d, r) = (cfg.d, cfg.r);
-    let axis = default_axis();
     let pcs = target.principal_components(2);
+    let axis = axis_for(&target.plane_law(std::slice::from_ref(&pcs[0])));
     let rho_marg: Vec<Vec<f64>> = pcs
         .iter()
         .map(|e| law_on_axis(&target.plane_law(std::slice::from_ref(e)), axis))

@@ -207,6 +207,15 @@ pub struct GenerateConfig {
     pub n_images: usize,
     /// Training times of the Hellinger-vs-ϑ curve (empty: `thetas`).
     pub hellinger_thetas: Vec<f64>,
+    /// Where the theory density takes (𝒬, G, b) at ϑ: `ode` (default) or `simulation` (SPEC §4.8 allows both).
+    pub theory_stats: TheoryStats,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TheoryStats {
+    Ode,
+    Simulation,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -334,6 +343,7 @@ impl Default for GenerateConfig {
             extent: 4.0,
             n_images: 8,
             hellinger_thetas: Vec::new(),
+            theory_stats: TheoryStats::Ode,
         }
     }
 }

@@ -14,6 +14,18 @@ pub fn default_axis() -> Axis {
     }
 }
 
+/// The SPEC grid widened, keeping dy = 0.005, when the target's 1-D law reaches beyond ±12 (the MNIST
+/// covariance has a leading variance of O(10)): half-width max(12, max_c |m_c| + 8 sd).
+pub fn axis_for(law: &ProjectedLaw) -> Axis {
+    let half = law
+        .components
+        .iter()
+        .map(|(_, m, c)| m[0].abs() + 8.0 * c[0].sqrt())
+        .fold(12.0f64, f64::max);
+    let n = (2.0 * half / 0.005).round() as usize + 1;
+    Axis { lo: -half, hi: half, n }
+}
+
 /// H(p, q) for densities sampled on the same uniform grid of step `dy` (trapezoid rule).
 pub fn hellinger(p: &[f64], q: &[f64], dy: f64, convention: HellingerConvention) -> f64 {
     assert_eq!(p.len(), q.len(), "hellinger: densities on different grids");

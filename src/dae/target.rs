@@ -36,6 +36,8 @@ pub struct CovGaussian {
     pub eigvecs: Vec<f64>,
     /// Row-major d×d factor L = U Θ^{1/2}, so x = m + L z.
     pub sqrt_cov: Vec<f64>,
+    /// Row-major Σ = L Lᵀ (after clipping), so Σv is d dot products.
+    pub cov: Vec<f64>,
 }
 
 #[derive(Clone, Debug)]
@@ -330,17 +332,7 @@ impl Target {
             TargetLaw::Mixture(m) => v.iter().map(|x| x * m.variance).collect(),
             TargetLaw::Gaussian(g) => {
                 let d = self.d;
-                let mut out = vec![0.0; d];
-                for k in 0..d {
-                    let th = g.eigvals[k];
-                    if th == 0.0 {
-                        continue;
-                    }
-                    let u = &g.eigvecs[k * d..(k + 1) * d];
-                    let c = th * dotf(u, v);
-                    blas1::axpy(c, u, &mut out);
-                }
-                out
+                (0..d).map(|i| dotf(&g.cov[i * d..(i + 1) * d], v)).collect()
             }
         }
     }
@@ -578,12 +570,21 @@ impl CovGaussian {
                 sqrt_cov[i * d + k] = eigvecs[k * d + i] * s;
             }
         }
-        Ok(CovGaussian {
-            mean,
-            eigvals,
-            eigvecs,
-            sqrt_cov,
-        })
+        // Σ = Σ_k θ_k u_k u_kᵀ (clipped), kept for Σv as d dot products.
+        let mut cov = vec![0.0; d * d];
+        for k in 0..d {
+            if eigvals[k] == 0.0 {
+                continue;
+            }
+            let u = &eigvecs[k * d..(k + 1) * d];
+            for i in 0..d {
+                let c = eigvals[k] * u[i];
+                for j in 0..d {
+                    cov[i * d + j] += c * u[j];
+                }
+            }
+        }
+        Ok(CovGaussian { mean, eigvals, eigvecs, sqrt_cov, cov })
     }
 
     /// x = m + L z with z ~ N(0, I) drawn into the scratch `z`.
