@@ -396,7 +396,9 @@ pub fn generation_pipeline(cfg: &DaeConfig, target: &Target) -> Result<Generatio
                 (qc, dae.b, rec.g)
             }
         };
-        let seed = crate::rng::mix64(cfg.seed ^ th.to_bits());
+        // Transport samples: the Evaluation stream, named by ϑ's bits so every ϑ has its own.
+        let seed =
+            super::target::stream_seed(cfg, th.to_bits(), crate::rng::StreamKind::Evaluation);
         if gen_hell {
             // G of the Hellinger direction from the ODE: the first plane row (the direction is E's first axis).
             let g_line: Vec<f64> = g_o[..r].to_vec();

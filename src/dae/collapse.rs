@@ -8,7 +8,7 @@ use super::hellinger::{axis_for, hellinger, law_on_axis};
 use super::net::Dae;
 use super::target::Target;
 use super::train::{MemorySink, Trainer, X1Source};
-use crate::rng::ScalarRng;
+use crate::rng::{ScalarRng, StreamKind};
 use anyhow::Result;
 use diffexp_kernels::{NormalRng, Real, blas1};
 use faer::{Mat, Side};
@@ -132,7 +132,6 @@ pub fn run(cfg: &DaeConfig, target: &Target) -> Result<Vec<GenerationReport>> {
         .map(|e| law_on_axis(&target.plane_law(std::slice::from_ref(e)), axis))
         .collect();
     let mut reports: Vec<GenerationReport> = Vec::new();
-    let mut orth_rng = ScalarRng::from_seed(cfg.seed ^ 0x0c0_11a_95e);
     for g in 1..=cfg.collapse.generations {
         let mut sink = MemorySink::default();
         let out = match reports.last() {
@@ -157,6 +156,11 @@ pub fn run(cfg: &DaeConfig, target: &Target) -> Result<Vec<GenerationReport>> {
             }
         };
         let dae = out.dae;
+        let mut orth_rng = ScalarRng::from_seed(super::target::stream_seed(
+            cfg,
+            (g as u64) << 32,
+            StreamKind::Evaluation,
+        ));
         let e_orth = orthogonal_direction(&dae.w, d, r, &[], &mut orth_rng);
         let n = cfg.generate.n_gen;
         let samples = generate_batch(&gcfg, &dae, g as u64, n, &pcs, n, Some(&e_orth));

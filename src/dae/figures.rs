@@ -343,7 +343,14 @@ fn figure_densities(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<
             .fold(0.0, f64::max)
             .max(1e-3);
         let mut chart = ChartBuilder::on(area)
-            .caption(if matches!(cfg.figure, FigureKind::Mnist) { "Hellinger on PC1" } else { "Hellinger on the centroid line" }, ("sans-serif", 14))
+            .caption(
+                if matches!(cfg.figure, FigureKind::Mnist) {
+                    "Hellinger on PC1"
+                } else {
+                    "Hellinger on the centroid line"
+                },
+                ("sans-serif", 14),
+            )
             .margin(6)
             .x_label_area_size(28)
             .y_label_area_size(40)

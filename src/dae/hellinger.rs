@@ -23,7 +23,11 @@ pub fn axis_for(law: &ProjectedLaw) -> Axis {
         .map(|(_, m, c)| m[0].abs() + 8.0 * c[0].sqrt())
         .fold(12.0f64, f64::max);
     let n = (2.0 * half / 0.005).round() as usize + 1;
-    Axis { lo: -half, hi: half, n }
+    Axis {
+        lo: -half,
+        hi: half,
+        n,
+    }
 }
 
 /// H(p, q) for densities sampled on the same uniform grid of step `dy` (trapezoid rule).

@@ -332,7 +332,9 @@ impl Target {
             TargetLaw::Mixture(m) => v.iter().map(|x| x * m.variance).collect(),
             TargetLaw::Gaussian(g) => {
                 let d = self.d;
-                (0..d).map(|i| dotf(&g.cov[i * d..(i + 1) * d], v)).collect()
+                (0..d)
+                    .map(|i| dotf(&g.cov[i * d..(i + 1) * d], v))
+                    .collect()
             }
         }
     }
@@ -512,18 +514,24 @@ impl Target {
 
 /// The Init stream of a walker (used by the random initialisation).
 pub fn init_stream(cfg: &DaeConfig) -> ScalarRng {
-    let id = StreamId {
+    ScalarRng::from_seed(stream_seed(cfg, cfg.walker, StreamKind::Init))
+}
+
+/// The seed of stream (System B, experiment, d, `walker`, `kind`) under the config's master seed.
+pub fn stream_seed(cfg: &DaeConfig, walker: u64, kind: StreamKind) -> u64 {
+    StreamId {
         system: SYSTEM_ID,
         experiment: hash_name(&cfg.name),
         d: cfg.d as u64,
-        walker: cfg.walker,
-        kind: StreamKind::Init,
-    };
-    ScalarRng::from_seed(id.seed(cfg.seed))
+        walker,
+        kind,
+    }
+    .seed(cfg.seed)
 }
 
+/// Cluster index c with probability π_c (one uniform from the Latent stream).
 #[inline]
-fn pick_cluster(weights: &[f64], srng: &mut ScalarRng) -> usize {
+pub fn pick_cluster(weights: &[f64], srng: &mut ScalarRng) -> usize {
     if weights.len() == 1 {
         return 0;
     }
@@ -584,7 +592,13 @@ impl CovGaussian {
                 }
             }
         }
-        Ok(CovGaussian { mean, eigvals, eigvecs, sqrt_cov, cov })
+        Ok(CovGaussian {
+            mean,
+            eigvals,
+            eigvecs,
+            sqrt_cov,
+            cov,
+        })
     }
 
     /// x = m + L z with z ~ N(0, I) drawn into the scratch `z`.

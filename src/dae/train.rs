@@ -15,7 +15,6 @@ use super::SYSTEM_ID;
 use super::config::DaeConfig;
 use super::net::Dae;
 use super::target::{GaussianMixture, Target, TargetLaw};
-use crate::net::Activation;
 use crate::rng::{ScalarRng, StreamId, StreamKind, hash_name};
 use anyhow::Result;
 use diffexp_kernels::{NormalRng, Real, blas1, fused};
@@ -263,7 +262,7 @@ impl<T: Real> Trainer<T> {
     fn draw<S: X1Source>(&mut self, source: &S) -> (f64, f64, f64) {
         let (d, r) = (self.dae.d, self.dae.r);
         if !self.centroids_t.is_empty() && r <= 4 {
-            let c = pick(&self.mix_weights, &mut self.srng);
+            let c = super::target::pick_cluster(&self.mix_weights, &mut self.srng);
             let mu = &self.centroids_t[c];
             let w = &self.dae.w;
             let (x1, x0, nrng) = (&mut self.x1, &mut self.x0, &mut self.nrng);
@@ -542,22 +541,6 @@ fn fused_draw<T: Real, const P: usize>(
     (pp.xx, pp.xixi, pp.xxi)
 }
 
-#[inline]
-fn pick(weights: &[f64], srng: &mut ScalarRng) -> usize {
-    if weights.len() == 1 {
-        return 0;
-    }
-    let u = srng.uniform();
-    let mut acc = 0.0;
-    for (c, &w) in weights.iter().enumerate() {
-        acc += w;
-        if u < acc {
-            return c;
-        }
-    }
-    weights.len() - 1
-}
-
 /// 𝒬 = wᵀw/d computed from w.
 pub fn exact_q_cal<T: Real>(dae: &Dae<T>) -> Vec<f64> {
     dae.q_cal()
@@ -605,11 +588,6 @@ pub fn stats_of<T: Real>(dae: &Dae<T>, target: &Target, q_cal: &[f64]) -> StatsR
         g: gm,
         loss: f64::NAN,
     }
-}
-
-/// The activation of a config (re-exported for callers that build DAEs by hand).
-pub fn activation_of(cfg: &DaeConfig) -> Activation {
-    cfg.activation
 }
 
 #[cfg(test)]
