@@ -381,6 +381,8 @@ fn figure_densities(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<
             .legend(|(x, y)| Circle::new((x + 9, y), 4, SIM.filled()));
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
             .label_font(("sans-serif", 12))
             .border_style(BLACK)
             .draw()
