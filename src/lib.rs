@@ -47,6 +47,8 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod dae;
+pub mod data;
 pub mod grid;
 pub mod model;
 pub mod net;

@@ -39,6 +39,9 @@ pub enum Command {
     Merge(MergeArgs),
     /// Figures (PNG and SVG) and a Markdown summary of a finished store.
     Report(ReportArgs),
+    /// System B, the solvable two-layer denoising autoencoder: train / theory / generate / collapse /
+    /// figures (see README "System B").
+    Dae(crate::dae::cli::DaeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -224,6 +227,7 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Bench(a) => cmd_bench(a),
         Command::Merge(a) => cmd_merge(a),
         Command::Report(a) => cmd_report(a),
+        Command::Dae(a) => crate::dae::cli::run(a),
     };
     match res {
         Ok(()) => 0,
