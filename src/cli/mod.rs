@@ -471,6 +471,8 @@ fn cmd_study(a: StudyArgs) -> Result<()> {
 fn cmd_merge(a: MergeArgs) -> Result<()> {
     let done = crate::store::merge::merge(&a.dirs, &a.out)?;
     let summary = done.summary.expect("a merged store is unsharded");
+    // Like an unsharded study, a merged one comes with its figures.
+    crate::report::write_report(&a.out, &a.out.join("report"))?;
     if a.json {
         println!("{}", serde_json::to_string(&summary_value(&done.manifest.config, &summary))?);
     } else {
