@@ -21,12 +21,8 @@ fn run<T: Real>(cfg: &DaeConfig, target: &Target) -> (f64, f64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let get = |k: &str| {
-        args.iter()
-            .position(|a| a == k)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse::<f64>().ok())
-    };
+    let get =
+        |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).and_then(|v| v.parse::<f64>().ok());
     let json = args.iter().any(|a| a == "--json");
     let steps = get("--steps").unwrap_or(100_000.0);
     let mut cfg = DaeConfig::preset("trimodal").unwrap();
@@ -41,10 +37,7 @@ fn main() {
             cfg.d, cfg.r, steps
         );
     } else {
-        println!(
-            "dae online SGD, d = {}, r = {}, {} steps, 1 thread:",
-            cfg.d, cfg.r, steps
-        );
+        println!("dae online SGD, d = {}, r = {}, {} steps, 1 thread:", cfg.d, cfg.r, steps);
         println!("  f64: {sps64:.0} steps/s (final b = {b64:.5})");
         println!("  f32: {sps32:.0} steps/s (final b = {b32:.5})");
     }

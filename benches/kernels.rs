@@ -20,14 +20,9 @@ use std::time::Duration;
 
 const DIMS: [usize; 3] = [1_000, 10_000, 100_000];
 
-fn configured<'a>(
-    c: &'a mut Criterion,
-    name: &str,
-) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+fn configured<'a>(c: &'a mut Criterion, name: &str) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
     let mut g = c.benchmark_group(name);
-    g.measurement_time(Duration::from_secs(2))
-        .warm_up_time(Duration::from_millis(500))
-        .sample_size(20);
+    g.measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500)).sample_size(20);
     g
 }
 
@@ -45,22 +40,15 @@ fn unit<T: Real>(seed: u64, d: usize) -> Vec<T> {
 }
 
 fn normal_fill(c: &mut Criterion) {
-    eprintln!(
-        "diffexp-kernels: detected SIMD level {}",
-        SimdLevel::detect().name()
-    );
+    eprintln!("diffexp-kernels: detected SIMD level {}", SimdLevel::detect().name());
     let mut g = configured(c, "normal_fill");
     for d in DIMS {
         g.throughput(Throughput::Elements(d as u64));
         let mut rng = NormalRng::from_seed(1);
         let mut z32 = vec![0.0f32; d];
-        g.bench_with_input(BenchmarkId::new("f32", d), &d, |b, _| {
-            b.iter(|| rng.fill(black_box(&mut z32[..])))
-        });
+        g.bench_with_input(BenchmarkId::new("f32", d), &d, |b, _| b.iter(|| rng.fill(black_box(&mut z32[..]))));
         let mut z64 = vec![0.0f64; d];
-        g.bench_with_input(BenchmarkId::new("f64", d), &d, |b, _| {
-            b.iter(|| rng.fill(black_box(&mut z64[..])))
-        });
+        g.bench_with_input(BenchmarkId::new("f64", d), &d, |b, _| b.iter(|| rng.fill(black_box(&mut z64[..]))));
     }
     g.finish();
 
@@ -70,9 +58,7 @@ fn normal_fill(c: &mut Criterion) {
     for level in SimdLevel::available() {
         let mut rng = NormalRng::from_seed(1).with_simd_level(level);
         let mut z32 = vec![0.0f32; d];
-        g.bench_function(BenchmarkId::new("f32", level.name()), |b| {
-            b.iter(|| rng.fill(black_box(&mut z32[..])))
-        });
+        g.bench_function(BenchmarkId::new("f32", level.name()), |b| b.iter(|| rng.fill(black_box(&mut z32[..]))));
     }
     g.finish();
 }
@@ -118,15 +104,7 @@ fn fused_passes<T: Real>(c: &mut Criterion, name: &str) {
         let (mut x, mut xi) = (vec![T::default(); d], vec![T::default(); d]);
         let mut rng = NormalRng::from_seed(4);
         g.bench_with_input(BenchmarkId::from_parameter(d), &d, |bch, _| {
-            bch.iter(|| {
-                fused::draw_pair_and_project(
-                    &mut rng,
-                    &mut x,
-                    &mut xi,
-                    &[(0.7, &u), (-0.3, &v)],
-                    [&m, &u, &v],
-                )
-            })
+            bch.iter(|| fused::draw_pair_and_project(&mut rng, &mut x, &mut xi, &[(0.7, &u), (-0.3, &v)], [&m, &u, &v]))
         });
     }
     g.finish();
@@ -138,9 +116,7 @@ fn fused_passes<T: Real>(c: &mut Criterion, name: &str) {
         let (x, xi): (Vec<T>, Vec<T>) = (normals(5, d), normals(6, d));
         let mut w: Vec<T> = unit(7, d);
         g.bench_with_input(BenchmarkId::from_parameter(d), &d, |bch, _| {
-            bch.iter(|| {
-                fused::combine_and_project(&mut w, 1.0, &[(1e-6, &x), (-1e-6, &xi)], [&m, &u, &v])
-            })
+            bch.iter(|| fused::combine_and_project(&mut w, 1.0, &[(1e-6, &x), (-1e-6, &xi)], [&m, &u, &v]))
         });
     }
     g.finish();

@@ -21,7 +21,13 @@ fn setup(d: u64) -> ReducedSingleSetup {
     ReducedSingleSetup {
         net: SingleDirection { activation: Activation::Tanh, b: 1.0 },
         // All three spikes active: mean, covariance and cumulant spike with a coupled latent.
-        params: McmParams { beta_m: 1.0, beta_u: 3.0, beta_v: 6.0, nu_law: NuLaw::Rademacher, coupling: Coupling::Sign },
+        params: McmParams {
+            beta_m: 1.0,
+            beta_u: 3.0,
+            beta_v: 6.0,
+            nu_law: NuLaw::Rademacher,
+            coupling: Coupling::Sign,
+        },
         frame: SpikeFrame::orthonormal(),
         d,
         a_values: vec![0.5f64.sqrt()],
@@ -52,8 +58,11 @@ fn reduced(c: &mut Criterion) {
         });
         g.throughput(Throughput::Elements(8000));
         let shared = SingleShared::new(&setup(d));
-        let mut walkers: [SingleWalker; 8] = std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
-        g.bench_with_input(BenchmarkId::new("lanes8", d), &d, |b, _| b.iter(|| run_lane_steps::<8>(&shared, &mut walkers, 1000)));
+        let mut walkers: [SingleWalker; 8] =
+            std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
+        g.bench_with_input(BenchmarkId::new("lanes8", d), &d, |b, _| {
+            b.iter(|| run_lane_steps::<8>(&shared, &mut walkers, 1000))
+        });
     }
     g.throughput(Throughput::Elements(1000));
     let mut s = WalkerStreams::new(5, 6);

@@ -38,7 +38,13 @@ fn rate(secs: f64, n: u64, mut chunk: impl FnMut()) -> f64 {
 fn setup(d: u64) -> ReducedSingleSetup {
     ReducedSingleSetup {
         net: SingleDirection { activation: Activation::Tanh, b: 1.0 },
-        params: McmParams { beta_m: 1.0, beta_u: 3.0, beta_v: 6.0, nu_law: NuLaw::Rademacher, coupling: Coupling::Sign },
+        params: McmParams {
+            beta_m: 1.0,
+            beta_u: 3.0,
+            beta_v: 6.0,
+            nu_law: NuLaw::Rademacher,
+            coupling: Coupling::Sign,
+        },
         frame: SpikeFrame::orthonormal(),
         d,
         a_values: vec![0.5f64.sqrt()],
@@ -73,9 +79,11 @@ fn main() {
             }
         });
         let shared = SingleShared::new(&setup(d));
-        let mut w4: [SingleWalker; 4] = std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
+        let mut w4: [SingleWalker; 4] =
+            std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
         let lanes4 = rate(secs, 100_000, || run_lane_steps::<4>(&shared, &mut w4, 25_000));
-        let mut w8: [SingleWalker; 8] = std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
+        let mut w8: [SingleWalker; 8] =
+            std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
         let lanes8 = rate(secs, 100_000, || run_lane_steps::<8>(&shared, &mut w8, 12_500));
         println!(
             "d = {d:>10}: one walker {one:.3e} steps/CPU-s ({:.1} ns), 4 lanes {lanes4:.3e} ({:.1} ns), 8 lanes {lanes8:.3e} ({:.1} ns)",

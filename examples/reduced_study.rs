@@ -75,18 +75,32 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut it = std::env::args().skip(1);
-    let mut a = Args { config: PathBuf::new(), out: PathBuf::from("out/reduced_study"), dims: None, threads: 0, walkers: None, ref_power: None };
+    let mut a = Args {
+        config: PathBuf::new(),
+        out: PathBuf::from("out/reduced_study"),
+        dims: None,
+        threads: 0,
+        walkers: None,
+        ref_power: None,
+    };
     while let Some(x) = it.next() {
         match x.as_str() {
             "--out" => a.out = PathBuf::from(it.next().expect("--out DIR")),
-            "--dims" => a.dims = Some(it.next().expect("--dims LIST").split(',').map(|t| t.trim().parse().expect("integer d")).collect()),
+            "--dims" => {
+                a.dims = Some(
+                    it.next().expect("--dims LIST").split(',').map(|t| t.trim().parse().expect("integer d")).collect(),
+                )
+            }
             "--threads" => a.threads = it.next().expect("--threads N").parse().expect("integer"),
             "--walkers" => a.walkers = Some(it.next().expect("--walkers N").parse().expect("integer")),
             "--ref-power" => a.ref_power = Some(it.next().expect("--ref-power P").parse().expect("number")),
             _ => a.config = PathBuf::from(x),
         }
     }
-    assert!(!a.config.as_os_str().is_empty(), "usage: reduced_study CONFIG --out DIR [--dims …] [--threads N] [--walkers N]");
+    assert!(
+        !a.config.as_os_str().is_empty(),
+        "usage: reduced_study CONFIG --out DIR [--dims …] [--threads N] [--walkers N]"
+    );
     a
 }
 
@@ -136,7 +150,12 @@ fn main() -> anyhow::Result<()> {
             total_steps: results.iter().map(|r| r.outcome.steps).sum(),
             walkers: results
                 .iter()
-                .map(|r| WalkerRow { walker: r.walker, steps: r.outcome.steps, first: r.outcome.recovery.first, diverged: r.outcome.diverged.clone() })
+                .map(|r| WalkerRow {
+                    walker: r.walker,
+                    steps: r.outcome.steps,
+                    first: r.outcome.recovery.first,
+                    diverged: r.outcome.diverged.clone(),
+                })
                 .collect(),
         };
         eprintln!(
@@ -162,7 +181,11 @@ fn results_of(cfg: &Config, files: &[DimFile]) -> Vec<WalkerResult> {
             f.walkers.iter().map(move |w| WalkerResult {
                 d: f.d,
                 walker: w.walker,
-                outcome: WalkerOutcome { steps: w.steps, recovery: RecoveryTracker { thresholds: th, first: w.first }, diverged: w.diverged.clone() },
+                outcome: WalkerOutcome {
+                    steps: w.steps,
+                    recovery: RecoveryTracker { thresholds: th, first: w.first },
+                    diverged: w.diverged.clone(),
+                },
                 records: Vec::new(),
             })
         })
@@ -181,7 +204,12 @@ struct PartialFit {
 fn partial_fit(samples: &[RecoverySample], cfg: &Config, seed_kind: u64) -> Option<PartialFit> {
     let mut rng = ScalarRng::from_seed(study::stream(cfg, 0, 1000 + seed_kind, StreamKind::Bootstrap));
     let f: ScalingFit = fit_scaling(samples, cfg.study.quantile, cfg.study.min_success, cfg.study.bootstrap, &mut rng)?;
-    Some(PartialFit { dims: f.dims_used.clone(), slope: f.slope.value, ci_low: f.slope.ci_low, ci_high: f.slope.ci_high })
+    Some(PartialFit {
+        dims: f.dims_used.clone(),
+        slope: f.slope.value,
+        ci_low: f.slope.ci_low,
+        ci_high: f.slope.ci_high,
+    })
 }
 
 fn write_report(cfg: &Config, files: &[DimFile], out: &Path, ref_power: Option<f64>) -> anyhow::Result<()> {
@@ -201,17 +229,20 @@ fn write_report(cfg: &Config, files: &[DimFile], out: &Path, ref_power: Option<f
     ));
     for (k, dir) in cfg.directions().into_iter().enumerate() {
         let samples = study::recovery_samples(cfg, &dims, &results, dir);
-        let local: Vec<PartialFit> = (1..samples.len())
-            .filter_map(|i| partial_fit(&samples[i - 1..=i], cfg, (k * 100 + i) as u64))
+        let local: Vec<PartialFit> =
+            (1..samples.len()).filter_map(|i| partial_fit(&samples[i - 1..=i], cfg, (k * 100 + i) as u64)).collect();
+        let tails: Vec<PartialFit> = (0..samples.len().saturating_sub(2))
+            .filter_map(|i| partial_fit(&samples[i..], cfg, (k * 100 + 50 + i) as u64))
             .collect();
-        let tails: Vec<PartialFit> =
-            (0..samples.len().saturating_sub(2)).filter_map(|i| partial_fit(&samples[i..], cfg, (k * 100 + 50 + i) as u64)).collect();
         let e = &summary.exponents[k];
         md.push_str(&format!("## direction {} (θ = {})\n\n", DIRECTION_NAMES[dir], e.threshold));
         if let (Some(s), Some(lo), Some(hi)) = (e.slope, e.ci_low, e.ci_high) {
-            md.push_str(&format!("Slope of log n̂* on log d over all fitted d: **{s:.3}** (95 % CI [{lo:.3}, {hi:.3}]).\n"));
+            md.push_str(&format!(
+                "Slope of log n̂* on log d over all fitted d: **{s:.3}** (95 % CI [{lo:.3}, {hi:.3}]).\n"
+            ));
         }
-        if let (Some(s), Some(lo), Some(hi)) = (e.log_corrected_slope, e.log_corrected_ci_low, e.log_corrected_ci_high) {
+        if let (Some(s), Some(lo), Some(hi)) = (e.log_corrected_slope, e.log_corrected_ci_low, e.log_corrected_ci_high)
+        {
             md.push_str(&format!("Slope of log(n̂*/log d): {s:.3} [{lo:.3}, {hi:.3}].\n"));
         }
         md.push_str("\n| d | budget | f_d | n̂* (samples) | 95 % CI | n̂*/d³ | walker-steps | CPU s |\n|---:|---:|---:|---:|---|---:|---:|---:|\n");
@@ -224,15 +255,21 @@ fn write_report(cfg: &Config, files: &[DimFile], out: &Path, ref_power: Option<f
                 summary.budgets[i],
                 e.success_fraction[i],
                 e.medians[i].map(|m| format!("{m:.4e}")).unwrap_or_else(|| format!("> {}", summary.budgets[i])),
-                row.map(|r| format!("[{:.3e}, {:.3e}]", r.over_d3.ci_low * d3, r.over_d3.ci_high * d3)).unwrap_or_default(),
+                row.map(|r| format!("[{:.3e}, {:.3e}]", r.over_d3.ci_low * d3, r.over_d3.ci_high * d3))
+                    .unwrap_or_default(),
                 e.medians[i].map(|m| format!("{:.2}", m / d3)).unwrap_or_default(),
                 f.total_steps as f64,
                 f.cpu_seconds
             ));
         }
-        md.push_str("\nLocal slopes between consecutive d (bootstrap 95 % CI):\n\n| d range | slope | CI |\n|---|---:|---|\n");
+        md.push_str(
+            "\nLocal slopes between consecutive d (bootstrap 95 % CI):\n\n| d range | slope | CI |\n|---|---:|---|\n",
+        );
         for p in &local {
-            md.push_str(&format!("| {}–{} | {:.3} | [{:.3}, {:.3}] |\n", p.dims[0], p.dims[1], p.slope, p.ci_low, p.ci_high));
+            md.push_str(&format!(
+                "| {}–{} | {:.3} | [{:.3}, {:.3}] |\n",
+                p.dims[0], p.dims[1], p.slope, p.ci_low, p.ci_high
+            ));
         }
         md.push_str("\nFits restricted to d ≥ d₀:\n\n| d₀ | slope | CI |\n|---:|---:|---|\n");
         for p in &tails {
@@ -278,7 +315,11 @@ fn svg_figure(cfg: &Config, e: &study::DirectionExponent, files: &[DimFile], ref
         })
         .collect();
     let (w, h, pad) = (420.0, 320.0, 55.0);
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n", 2.0 * w, h);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n",
+        2.0 * w,
+        h
+    );
     s.push_str("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
     if pts.is_empty() {
         s.push_str("</svg>\n");
@@ -290,8 +331,10 @@ fn svg_figure(cfg: &Config, e: &study::DirectionExponent, files: &[DimFile], ref
         let yv = |p: &(f64, f64, f64, f64), v: f64| if panel == 0 { v } else { v / p.0.powf(gamma0) };
         let lx: Vec<f64> = pts.iter().map(|p| p.0.log10()).collect();
         let ys: Vec<f64> = pts.iter().flat_map(|p| [yv(p, p.2).log10(), yv(p, p.3).log10()]).collect();
-        let (xmin, xmax) = (lx.iter().cloned().fold(f64::MAX, f64::min) - 0.1, lx.iter().cloned().fold(f64::MIN, f64::max) + 0.1);
-        let (ymin, ymax) = (ys.iter().cloned().fold(f64::MAX, f64::min) - 0.15, ys.iter().cloned().fold(f64::MIN, f64::max) + 0.15);
+        let (xmin, xmax) =
+            (lx.iter().cloned().fold(f64::MAX, f64::min) - 0.1, lx.iter().cloned().fold(f64::MIN, f64::max) + 0.1);
+        let (ymin, ymax) =
+            (ys.iter().cloned().fold(f64::MAX, f64::min) - 0.15, ys.iter().cloned().fold(f64::MIN, f64::max) + 0.15);
         let px = |x: f64| x0 + pad + (x - xmin) / (xmax - xmin) * (w - 1.5 * pad);
         let py = |y: f64| h - pad - (y - ymin) / (ymax - ymin) * (h - 1.6 * pad);
         s.push_str(&format!(
@@ -303,7 +346,11 @@ fn svg_figure(cfg: &Config, e: &study::DirectionExponent, files: &[DimFile], ref
         ));
         // Decade ticks.
         for t in (xmin.ceil() as i32)..=(xmax.floor() as i32) {
-            s.push_str(&format!("<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">1e{t}</text>\n", px(t as f64), h - pad + 15.0));
+            s.push_str(&format!(
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">1e{t}</text>\n",
+                px(t as f64),
+                h - pad + 15.0
+            ));
         }
         for f in &pts {
             s.push_str(&format!(
@@ -314,7 +361,11 @@ fn svg_figure(cfg: &Config, e: &study::DirectionExponent, files: &[DimFile], ref
             ));
         }
         for t in (ymin.ceil() as i32)..=(ymax.floor() as i32) {
-            s.push_str(&format!("<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">1e{t}</text>\n", px(xmin) - 4.0, py(t as f64) + 4.0));
+            s.push_str(&format!(
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">1e{t}</text>\n",
+                px(xmin) - 4.0,
+                py(t as f64) + 4.0
+            ));
         }
         for p in &pts {
             let x = px(p.0.log10());
@@ -328,7 +379,8 @@ fn svg_figure(cfg: &Config, e: &study::DirectionExponent, files: &[DimFile], ref
         if panel == 0 {
             if let Some(fit) = &e.fit {
                 // The OLS line through the fitted points: log n̂* = γ log d + c.
-                let used: Vec<&(f64, f64, f64, f64)> = pts.iter().filter(|p| fit.dims_used.contains(&(p.0 as usize))).collect();
+                let used: Vec<&(f64, f64, f64, f64)> =
+                    pts.iter().filter(|p| fit.dims_used.contains(&(p.0 as usize))).collect();
                 if !used.is_empty() {
                     let g = fit.slope.value;
                     let c = used.iter().map(|p| p.1.log10() - g * p.0.log10()).sum::<f64>() / used.len() as f64;
@@ -351,7 +403,11 @@ fn svg_figure(cfg: &Config, e: &study::DirectionExponent, files: &[DimFile], ref
                 }
             }
         }
-        let title = if panel == 0 { format!("median n* (samples) vs d — {}", cfg.experiment.name) } else { format!("n* / d^{gamma0} vs d") };
+        let title = if panel == 0 {
+            format!("median n* (samples) vs d — {}", cfg.experiment.name)
+        } else {
+            format!("n* / d^{gamma0} vs d")
+        };
         s.push_str(&format!("<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\">{title}</text>\n", x0 + pad, 20.0));
     }
     s.push_str("</svg>\n");

@@ -191,7 +191,11 @@ impl std::fmt::Display for BenchReport {
         writeln!(f, "single-direction pSGD step (3 spikes, fresh d-dim sample and noise), f32:")?;
         writeln!(f, "{:>9}  {:>12}  {:>16}  {:>10}", "d", "ns/step", "ns/(2d normals)", "ratio")?;
         for s in &self.steps {
-            writeln!(f, "{:>9}  {:>12.0}  {:>16.0}  {:>10.3}", s.d, s.ns_per_step, s.ns_per_2d_normals, s.ratio_to_normals)?;
+            writeln!(
+                f,
+                "{:>9}  {:>12.0}  {:>16.0}  {:>10.3}",
+                s.d, s.ns_per_step, s.ns_per_2d_normals, s.ratio_to_normals
+            )?;
         }
         writeln!(
             f,

@@ -410,7 +410,8 @@ impl Config {
 
     /// Reads and validates a TOML file.
     pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| err("(file)", path.display(), &format!("a readable TOML file ({e})")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("(file)", path.display(), &format!("a readable TOML file ({e})")))?;
         Self::from_toml(&text)
     }
 
@@ -442,7 +443,11 @@ impl Config {
         }
         if let NuLaw::TwoPoint(r) = m.nu_law {
             if m.coupling != Coupling::Independent {
-                return Err(err("model.coupling", m.coupling, &format!("only `independent` with nu_law = two_point({r})")));
+                return Err(err(
+                    "model.coupling",
+                    m.coupling,
+                    &format!("only `independent` with nu_law = two_point({r})"),
+                ));
             }
         }
         let n = &self.noise;

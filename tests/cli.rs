@@ -83,7 +83,8 @@ fn study_json_has_exponents() {
     )
     .unwrap();
     let out = dir.join("out");
-    let o = diffexp().args(["study", cfg.to_str().unwrap(), "--json", "--out", out.to_str().unwrap()]).output().unwrap();
+    let o =
+        diffexp().args(["study", cfg.to_str().unwrap(), "--json", "--out", out.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let e = &v["exponents"][0];

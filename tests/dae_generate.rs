@@ -7,8 +7,8 @@ mod dae {
     use diffexp::dae::collapse::orthogonal_direction;
     use diffexp::dae::config::DaeConfig;
     use diffexp::dae::generate::{
-        ProjectedTheory, SamplerSchedule, drift, generate_batch, orthogonal_variance_exact,
-        sample_in_place, transport_in_place, transported_samples,
+        ProjectedTheory, SamplerSchedule, drift, generate_batch, orthogonal_variance_exact, sample_in_place,
+        transport_in_place, transported_samples,
     };
     use diffexp::dae::net::Dae;
     use diffexp::dae::target::Target;
@@ -24,11 +24,7 @@ mod dae {
     }
 
     fn sched(t_end: f64, dt: f64) -> SamplerSchedule {
-        SamplerSchedule {
-            t_end,
-            dt,
-            epsilon: 0.0,
-        }
+        SamplerSchedule { t_end, dt, epsilon: 0.0 }
     }
 
     /// SPEC §7 item 42: for α = 1 − t, β = t, ε = 0 the drift is (f(x) − x)/(1 − t).
@@ -42,11 +38,7 @@ mod dae {
             let f = dae.forward(&x);
             for i in 0..50 {
                 let want = (f[i] - x[i]) / (1.0 - t);
-                assert!(
-                    (dr[i] - want).abs() <= 1e-14 * (1.0 + want.abs()) * 4.0,
-                    "t={t} i={i}: {} vs {want}",
-                    dr[i]
-                );
+                assert!((dr[i] - want).abs() <= 1e-14 * (1.0 + want.abs()) * 4.0, "t={t} i={i}: {} vs {want}", dr[i]);
             }
         }
     }
@@ -58,21 +50,14 @@ mod dae {
             let s = sched(0.9, 0.01);
             for t in [0.1, 0.5, 0.85] {
                 let h = 1e-6;
-                let dv = (orthogonal_variance_exact(t + h, b)
-                    - orthogonal_variance_exact(t - h, b))
-                    / (2.0 * h);
+                let dv = (orthogonal_variance_exact(t + h, b) - orthogonal_variance_exact(t - h, b)) / (2.0 * h);
                 let (delta, _) = s.coefficients(t, b);
                 assert!((dv - 2.0 * delta * orthogonal_variance_exact(t, b)).abs() < 1e-7);
             }
             let exact = orthogonal_variance_exact(0.9, b);
-            let errs: Vec<f64> = [0.01, 0.001, 0.0001]
-                .iter()
-                .map(|&dt| (sched(0.9, dt).orthogonal_variance(b) - exact).abs())
-                .collect();
-            assert!(
-                errs[1] < errs[0] / 5.0 && errs[2] < errs[1] / 5.0,
-                "b={b}: errors {errs:?} do not converge"
-            );
+            let errs: Vec<f64> =
+                [0.01, 0.001, 0.0001].iter().map(|&dt| (sched(0.9, dt).orthogonal_variance(b) - exact).abs()).collect();
+            assert!(errs[1] < errs[0] / 5.0 && errs[2] < errs[1] / 5.0, "b={b}: errors {errs:?} do not converge");
             assert!(errs[2] < 1e-3 * exact.max(1e-3));
         }
     }
@@ -115,19 +100,11 @@ mod dae {
         let n = 4000;
         let gen_ = generate_batch(&cfg, &dae, 0, n, &[], 0, Some(&e));
         let m = gen_.orth_samples.iter().sum::<f64>() / n as f64;
-        let var = gen_
-            .orth_samples
-            .iter()
-            .map(|x| (x - m).powi(2))
-            .sum::<f64>()
-            / (n as f64 - 1.0);
+        let var = gen_.orth_samples.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n as f64 - 1.0);
         let v = SamplerSchedule::of(&cfg).orthogonal_variance(dae.b);
         let se = v * (2.0 / n as f64).sqrt();
         assert!((var - v).abs() < 5.0 * se, "var {var} vs v {v} ± {se}");
-        assert!(
-            (var - v.sqrt()).abs() > 5.0 * se,
-            "cannot distinguish v from √v here"
-        );
+        assert!((var - v.sqrt()).abs() > 5.0 * se, "cannot distinguish v from √v here");
         // Symmetry.
         let s = SamplerSchedule::of(&cfg);
         let mut nrng = NormalRng::from_seed(5);
@@ -153,9 +130,7 @@ mod dae {
         cfg.theta_max = 1.5;
         let target = Target::build(&cfg).unwrap();
         let mut sink = MemorySink::default();
-        let dae = Trainer::<f64>::run(&cfg, &target, 0, &mut sink, &[])
-            .unwrap()
-            .dae;
+        let dae = Trainer::<f64>::run(&cfg, &target, 0, &mut sink, &[]).unwrap().dae;
         let n = 4000;
         let gen_ = generate_batch(&cfg, &dae, 0, n, &target.plane, 0, None);
         let s = SamplerSchedule::of(&cfg);
@@ -167,13 +142,10 @@ mod dae {
         let mean = [0, 1].map(|a| (0..n).map(|i| gen_.proj[2 * i + a]).sum::<f64>() / n as f64);
         for a in 0..2 {
             for b in 0..2 {
-                let c = (0..n)
-                    .map(|i| (gen_.proj[2 * i + a] - mean[a]) * (gen_.proj[2 * i + b] - mean[b]))
-                    .sum::<f64>()
-                    / (n as f64 - 1.0);
-                let se = ((cov_th[a * 2 + a] * cov_th[b * 2 + b] + cov_th[a * 2 + b].powi(2))
-                    / n as f64)
-                    .sqrt();
+                let c =
+                    (0..n).map(|i| (gen_.proj[2 * i + a] - mean[a]) * (gen_.proj[2 * i + b] - mean[b])).sum::<f64>()
+                        / (n as f64 - 1.0);
+                let se = ((cov_th[a * 2 + a] * cov_th[b * 2 + b] + cov_th[a * 2 + b].powi(2)) / n as f64).sqrt();
                 assert!(
                     (c - cov_th[a * 2 + b]).abs() < 5.0 * se * 1.1,
                     "cov[{a}{b}]: samples {c} theory {} ± {se}",
@@ -184,9 +156,8 @@ mod dae {
         // Quantiles of the first marginal: samples vs theory draws (mean + Gaussian part).
         let mut rng = ScalarRng::from_seed(4);
         let means = pt.means(&z);
-        let mut th: Vec<f64> = (0..z.len() / cfg.r)
-            .map(|i| means[2 * i] + pt.cov[0].max(0.0).sqrt() * rng.normal())
-            .collect();
+        let mut th: Vec<f64> =
+            (0..z.len() / cfg.r).map(|i| means[2 * i] + pt.cov[0].max(0.0).sqrt() * rng.normal()).collect();
         let mut sm: Vec<f64> = (0..n).map(|i| gen_.proj[2 * i]).collect();
         th.sort_by(|a, b| a.partial_cmp(b).unwrap());
         sm.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -196,10 +167,7 @@ mod dae {
             let a = th[(q * th.len() as f64) as usize];
             let f = sm.partition_point(|&v| v < a) as f64 / n as f64;
             let se = (q * (1.0 - q) / n as f64).sqrt();
-            assert!(
-                (f - q).abs() < 5.0 * se + 0.005,
-                "quantile {q}: theory {a}, samples' CDF there {f}"
-            );
+            assert!((f - q).abs() < 5.0 * se + 0.005, "quantile {q}: theory {a}, samples' CDF there {f}");
         }
     }
 
@@ -218,10 +186,7 @@ mod dae {
         let target = Target::build(&cfg).unwrap();
         let run = generation_pipeline(&cfg, &target).unwrap();
         let h = &run.hellinger;
-        assert!(
-            h[0].1 > h[1].1 && h[1].1 > h[2].1,
-            "theory Hellinger not decreasing: {h:?}"
-        );
+        assert!(h[0].1 > h[1].1 && h[1].1 > h[2].1, "theory Hellinger not decreasing: {h:?}");
         assert!(h[0].2 > h[2].2, "sample Hellinger not decreasing: {h:?}");
         // Point symmetry of the theory density on the grid (x ↦ −x maps the grid onto itself).
         let dens = &run.per_theta[0].theory_density;
@@ -234,9 +199,6 @@ mod dae {
             }
         }
         // The transported Z sample is not symmetrised, so allow its Monte Carlo error.
-        assert!(
-            asym < 0.1 * max,
-            "theory density asymmetry {asym} of max {max}"
-        );
+        assert!(asym < 0.1 * max, "theory density asymmetry {asym} of max {max}");
     }
 }

@@ -13,10 +13,7 @@ mod dae {
     fn mnist_or_skip() -> Option<Mnist> {
         let dir = Mnist::default_dir();
         if !Mnist::available(&dir) {
-            eprintln!(
-                "SKIPPED: MNIST not found in {}; run `bash data/fetch_data.sh`",
-                dir.display()
-            );
+            eprintln!("SKIPPED: MNIST not found in {}; run `bash data/fetch_data.sh`", dir.display());
             return None;
         }
         Some(Mnist::load(&dir, false).unwrap())
@@ -35,14 +32,8 @@ mod dae {
         assert_eq!(m.test_images.dims, vec![10000, 28, 28]);
         assert_eq!(&m.train_labels.data[..10], &[5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
         assert_eq!(&m.test_labels.data[..10], &[7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
-        assert_eq!(
-            Mnist::class_counts(&m.train_labels),
-            [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-        );
-        assert_eq!(
-            Mnist::class_counts(&m.test_labels),
-            [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-        );
+        assert_eq!(Mnist::class_counts(&m.train_labels), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+        assert_eq!(Mnist::class_counts(&m.test_labels), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
         let mean = |a: &[u8]| a.iter().map(|&p| p as f64).sum::<f64>() / a.len() as f64 / 255.0;
         assert!((mean(&m.train_images.data) - 0.1307).abs() < 1e-4);
         assert!((mean(&m.test_images.data) - 0.1325).abs() < 1e-4);

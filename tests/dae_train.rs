@@ -8,9 +8,7 @@ mod dae {
     use diffexp::dae::config::{DaeConfig, Expectation, TargetKind};
     use diffexp::dae::linalg::matmul;
     use diffexp::dae::net::Dae;
-    use diffexp::dae::ode::{
-        self, Expector, FieldParams, IsotropicOde, SpectralOde, b_closed_form, local_moments,
-    };
+    use diffexp::dae::ode::{self, Expector, FieldParams, IsotropicOde, SpectralOde, b_closed_form, local_moments};
     use diffexp::dae::target::{CovGaussian, Target, TargetLaw};
     use diffexp::dae::train::{MemorySink, Trainer, data_streams};
     use diffexp::kernels::NormalRng;
@@ -57,12 +55,7 @@ mod dae {
     }
 
     /// Replays the trainer's draws (cluster from the Latent stream, then x₁'s normals, then x₀'s).
-    fn replay_draw(
-        target: &Target,
-        nrng: &mut NormalRng,
-        srng: &mut ScalarRng,
-        d: usize,
-    ) -> (Vec<f64>, Vec<f64>) {
+    fn replay_draw(target: &Target, nrng: &mut NormalRng, srng: &mut ScalarRng, d: usize) -> (Vec<f64>, Vec<f64>) {
         let mut x1 = vec![0.0; d];
         let mut z = vec![0.0; d];
         target.sample_x1_into(nrng, srng, &mut x1, &mut z);
@@ -75,11 +68,7 @@ mod dae {
     /// (see `net::tests`), and the unhalved convention gives the identical trajectory (1e-12).
     #[test]
     fn fused_step_equals_reference_sgd_in_both_conventions() {
-        for (d, r, times, lambda) in [
-            (60, 2, vec![0.5], 0.3),
-            (45, 3, vec![0.3, 0.7], 0.0),
-            (50, 1, vec![0.5], 1.5),
-        ] {
+        for (d, r, times, lambda) in [(60, 2, vec![0.5], 0.3), (45, 3, vec![0.3, 0.7], 0.0), (50, 1, vec![0.5], 1.5)] {
             let cfg = small_cfg(d, r, times.clone(), lambda);
             let target = Target::build(&cfg).unwrap();
             let mut tr = Trainer::<f64>::new(&cfg, &target, 0);
@@ -121,9 +110,7 @@ mod dae {
         let mut cfg = small_cfg(d, r, vec![0.5], 0.2);
         cfg.target.kind = TargetKind::GaussianNpy;
         let mut rng = ScalarRng::from_seed(9);
-        let a: Vec<f64> = (0..d * d)
-            .map(|_| rng.normal() / (d as f64).sqrt())
-            .collect();
+        let a: Vec<f64> = (0..d * d).map(|_| rng.normal() / (d as f64).sqrt()).collect();
         let cov = matmul(&a, &diffexp::dae::linalg::transpose(&a, d, d), d, d, d);
         let mean: Vec<f64> = (0..d).map(|i| if i == 0 { 1.0 } else { 0.0 }).collect();
         let target = Target::from_law(
@@ -148,21 +135,12 @@ mod dae {
     /// SPEC §7 item 38: the closed form of b and its RK4 integration.
     #[test]
     fn b_closed_form_values_and_rk4() {
-        let expect = [
-            (1.0, 0.393469),
-            (2.0, 0.632121),
-            (2.8, 0.753403),
-            (4.0, 0.864665),
-        ];
+        let expect = [(1.0, 0.393469), (2.0, 0.632121), (2.8, 0.753403), (4.0, 0.864665)];
         for (th, v) in expect {
             assert!((b_closed_form(&[0.5], 1.0, 0.0, th) - v).abs() < 1e-6);
         }
         let cfg = DaeConfig::preset("trimodal").unwrap();
-        let target = Target::build(&DaeConfig {
-            d: 50,
-            ..cfg.clone()
-        })
-        .unwrap();
+        let target = Target::build(&DaeConfig { d: 50, ..cfg.clone() }).unwrap();
         let cfg = DaeConfig { d: 50, ..cfg };
         let tr = ode::theory(&cfg, &target, 4.0).unwrap();
         for (th, v) in expect {
@@ -206,23 +184,16 @@ mod dae {
         Trainer::<f64>::run(&cfg, &target, 0, &mut sink, &[]).unwrap();
         let tr = ode::theory(&cfg, &target, 4.0).unwrap();
         let r = 2;
-        let (mut worst_rel, mut worst_m0, mut worst_q0, mut worst_b): (f64, f64, f64, f64) =
-            (0.0, 0.0, 0.0, 0.0);
+        let (mut worst_rel, mut worst_m0, mut worst_q0, mut worst_b): (f64, f64, f64, f64) = (0.0, 0.0, 0.0, 0.0);
         for rec in sink.records.iter().filter(|x| x.theta <= 4.0) {
             let (m, qc, _, b, _) = tr.at(rec.theta);
-            for (sim, th) in [
-                (rec.m[0], m[0]),
-                (rec.m[r + 1], m[r + 1]),
-                (rec.q_cal[0], qc[0]),
-                (rec.q_cal[3], qc[3]),
-            ] {
+            for (sim, th) in [(rec.m[0], m[0]), (rec.m[r + 1], m[r + 1]), (rec.q_cal[0], qc[0]), (rec.q_cal[3], qc[3])]
+            {
                 if th.abs() > 0.5 {
                     worst_rel = worst_rel.max((sim - th).abs() / th.abs());
                 }
             }
-            worst_m0 = worst_m0
-                .max((rec.m[1] - m[1]).abs())
-                .max((rec.m[r] - m[r]).abs());
+            worst_m0 = worst_m0.max((rec.m[1] - m[1]).abs()).max((rec.m[r] - m[r]).abs());
             worst_q0 = worst_q0.max((rec.q_cal[1] - qc[1]).abs());
             worst_b = worst_b.max((rec.b - b).abs());
         }
@@ -242,31 +213,20 @@ mod dae {
     fn ode_deviation_shrinks_with_d() {
         let mut devs = Vec::new();
         for d in [1000usize, 4000] {
-            let cfg = DaeConfig {
-                d,
-                ..DaeConfig::preset("trimodal").unwrap()
-            };
+            let cfg = DaeConfig { d, ..DaeConfig::preset("trimodal").unwrap() };
             let target = Target::build(&cfg).unwrap();
             let tr = ode::theory(&cfg, &target, 4.0).unwrap();
             let mut acc = 0.0;
             let seeds = 4;
             for s in 0..seeds {
-                let cfg = DaeConfig {
-                    seed: s,
-                    ..cfg.clone()
-                };
+                let cfg = DaeConfig { seed: s, ..cfg.clone() };
                 let mut sink = MemorySink::default();
                 Trainer::<f64>::run(&cfg, &target, 0, &mut sink, &[]).unwrap();
                 // RMS over records of the deviations of M₁₁, M₂₂, 𝒬₁₁, 𝒬₂₂.
                 let (mut ss, mut n) = (0.0, 0.0);
                 for rec in &sink.records {
                     let (m, qc, _, _, _) = tr.at(rec.theta);
-                    for (a, b) in [
-                        (rec.m[0], m[0]),
-                        (rec.m[3], m[3]),
-                        (rec.q_cal[0], qc[0]),
-                        (rec.q_cal[3], qc[3]),
-                    ] {
+                    for (a, b) in [(rec.m[0], m[0]), (rec.m[3], m[3]), (rec.q_cal[0], qc[0]), (rec.q_cal[3], qc[3])] {
                         ss += (a - b) * (a - b);
                         n += 1.0;
                     }
@@ -278,10 +238,7 @@ mod dae {
         }
         let ratio = devs[0] / devs[1];
         eprintln!("ratio d=1000/d=4000: {ratio:.2} (d^(-1/2) predicts 2)");
-        assert!(
-            ratio > 1.4,
-            "deviation did not shrink with d: ratio {ratio}"
-        );
+        assert!(ratio > 1.4, "deviation did not shrink with d: ratio {ratio}");
     }
 
     fn random_spd(r: usize, rng: &mut ScalarRng, scale: f64) -> Vec<f64> {
@@ -305,25 +262,13 @@ mod dae {
             let q = random_spd(r, &mut rng, 0.8);
             let m_c = [rng.normal(), rng.normal()];
             let b = 0.3 + 0.4 * case as f64;
-            let p = FieldParams {
-                r,
-                act: Activation::Tanh,
-                alpha: 0.5,
-                beta: 0.5,
-                b,
-                m_c: &m_c,
-                q_cal: &q_cal,
-                q: &q,
-            };
+            let p = FieldParams { r, act: Activation::Tanh, alpha: 0.5, beta: 0.5, b, m_c: &m_c, q_cal: &q_cal, q: &q };
             let mut cfg = DaeConfig::preset("trimodal").unwrap();
             cfg.ode.nodes = 61;
             let mut exq = Expector::new(&cfg);
             let quad = local_moments(&p, &mut exq);
             let n = 4_000_000;
-            let mut exm = Expector::MonteCarlo {
-                n,
-                rng: ScalarRng::from_seed(100 + case),
-            };
+            let mut exm = Expector::MonteCarlo { n, rng: ScalarRng::from_seed(100 + case) };
             let mc = local_moments(&p, &mut exm);
             let tol = 5.0 * 3.0 / (n as f64).sqrt();
             let pairs = [
@@ -339,10 +284,7 @@ mod dae {
             ];
             for (a, c, name) in pairs {
                 for (x, y) in a.iter().zip(c.iter()) {
-                    assert!(
-                        (x - y).abs() < tol,
-                        "case {case} {name}: quadrature {x} vs MC {y} (tol {tol})"
-                    );
+                    assert!((x - y).abs() < tol, "case {case} {name}: quadrature {x} vs MC {y} (tol {tol})");
                 }
             }
         }
@@ -352,11 +294,7 @@ mod dae {
     #[test]
     fn ode_rhs_quadrature_vs_monte_carlo() {
         let cfg = DaeConfig::preset("trimodal").unwrap();
-        let target = Target::build(&DaeConfig {
-            d: 100,
-            ..cfg.clone()
-        })
-        .unwrap();
+        let target = Target::build(&DaeConfig { d: 100, ..cfg.clone() }).unwrap();
         let cfg = DaeConfig { d: 100, ..cfg };
         let ode = IsotropicOde::new(&cfg, &target).unwrap();
         let (w0, b0) = target.initial_weights(&cfg);
@@ -371,10 +309,7 @@ mod dae {
         cfg_mc.ode.expectation = Expectation::MonteCarlo;
         // Average K independent MC right-hand sides to estimate the MC standard error.
         let reps = 8;
-        let mut exm = Expector::MonteCarlo {
-            n: 200_000,
-            rng: ScalarRng::from_seed(40),
-        };
+        let mut exm = Expector::MonteCarlo { n: 200_000, rng: ScalarRng::from_seed(40) };
         let runs: Vec<Vec<f64>> = (0..reps).map(|_| ode.rhs(&s, &mut exm)).collect();
         for k in 0..fq.len() {
             let mean = runs.iter().map(|v| v[k]).sum::<f64>() / reps as f64;
@@ -393,11 +328,7 @@ mod dae {
     #[test]
     fn spectral_single_block_reduces_to_isotropic() {
         let base = DaeConfig::preset("trimodal").unwrap();
-        let cfg = DaeConfig {
-            d: 60,
-            lambda: 0.4,
-            ..base
-        };
+        let cfg = DaeConfig { d: 60, lambda: 0.4, ..base };
         let target = Target::build(&cfg).unwrap();
         let iso = IsotropicOde::new(&cfg, &target).unwrap();
         let (cs, ws) = target.clusters();
@@ -489,22 +420,12 @@ mod dae {
         let seeds = 6;
         let mut runs: Vec<Vec<diffexp::dae::train::StatsRecord>> = Vec::new();
         for s in 0..seeds {
-            let cfg = DaeConfig {
-                seed: s,
-                ..cfg.clone()
-            };
+            let cfg = DaeConfig { seed: s, ..cfg.clone() };
             let mut sink = MemorySink::default();
             Trainer::<f64>::run(&cfg, &target, 0, &mut sink, &[]).unwrap();
-            runs.push(
-                sink.records
-                    .into_iter()
-                    .filter(|r| r.step % (d as u64 / 5) == 0)
-                    .collect(),
-            );
+            runs.push(sink.records.into_iter().filter(|r| r.step % (d as u64 / 5) == 0).collect());
         }
-        let pick = |r: &diffexp::dae::train::StatsRecord| {
-            [r.g[0], r.g[3], r.q_cal[0], r.q_cal[3], r.q[0], r.q[3], r.b]
-        };
+        let pick = |r: &diffexp::dae::train::StatsRecord| [r.g[0], r.g[3], r.q_cal[0], r.q_cal[3], r.q[0], r.q[3], r.b];
         let mut worst: f64 = 0.0;
         for i in 0..runs[0].len() {
             let th = runs[0][i].theta;
@@ -513,31 +434,19 @@ mod dae {
             for k in 0..7 {
                 let xs: Vec<f64> = runs.iter().map(|run| pick(&run[i])[k]).collect();
                 let mean = xs.iter().sum::<f64>() / seeds as f64;
-                let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
-                    / (seeds as f64 - 1.0))
-                    .sqrt();
-                let tol = if k == 6 {
-                    5e-3
-                } else {
-                    5.0 * sd / (seeds as f64).sqrt() + 0.02 * ode_v[k].abs() + 1e-3
-                };
+                let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (seeds as f64 - 1.0)).sqrt();
+                let tol = if k == 6 { 5e-3 } else { 5.0 * sd / (seeds as f64).sqrt() + 0.02 * ode_v[k].abs() + 1e-3 };
                 worst = worst.max((mean - ode_v[k]).abs() / tol);
             }
         }
-        assert!(
-            worst <= 1.0,
-            "largest seed-mean deviation in tolerance units {worst}"
-        );
+        assert!(worst <= 1.0, "largest seed-mean deviation in tolerance units {worst}");
     }
 
     /// Seed average of the synthetic-covariance simulation against the spectral ODE (diagnostic; prints).
     #[test]
     #[ignore]
     fn spectral_seed_average_diagnostic() {
-        let d: usize = std::env::var("DAE_D")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(500);
+        let d: usize = std::env::var("DAE_D").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
         let target = synthetic_covariance_target(d);
         let mut cfg = DaeConfig::preset("trimodal").unwrap();
         cfg.d = d;
@@ -552,11 +461,7 @@ mod dae {
             cfg.seed = s;
             let mut sink = MemorySink::default();
             Trainer::<f64>::run(&cfg, &target, 0, &mut sink, &[]).unwrap();
-            let recs: Vec<_> = sink
-                .records
-                .iter()
-                .filter(|r| r.step % (d as u64 / 5) == 0)
-                .collect();
+            let recs: Vec<_> = sink.records.iter().filter(|r| r.step % (d as u64 / 5) == 0).collect();
             if acc.is_empty() {
                 acc = recs.iter().map(|r| (r.theta, 0.0, 0.0, 0.0)).collect();
             }

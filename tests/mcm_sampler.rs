@@ -98,7 +98,14 @@ fn o_d_sampler_equals_dense_formula() {
 
 /// Monte-Carlo mean and covariance of the projections of x on a set of unit test directions,
 /// compared with Eμ and Cov from the closed forms, at 5 standard errors each.
-fn check_moments(sample: &mut dyn FnMut(&mut [f64]), mean: &[f64], cov: &[Vec<f64>], dirs: &[Vec<f64>], n: usize, what: &str) {
+fn check_moments(
+    sample: &mut dyn FnMut(&mut [f64]),
+    mean: &[f64],
+    cov: &[Vec<f64>],
+    dirs: &[Vec<f64>],
+    n: usize,
+    what: &str,
+) {
     let k = dirs.len();
     let d = mean.len();
     let mut x = vec![0.0; d];
@@ -165,10 +172,26 @@ fn mean_and_covariance_match_closed_form() {
             let (mean, cov) = (m.mean(), m.covariance_dense());
             let dirs = test_dirs(&m, &mut rng);
             let (mut lat, mut nor) = (ScalarRng::from_seed(8), NormalRng::from_seed(9));
-            check_moments(&mut |x| { m.sample_into(&mut lat, &mut nor, x); }, &mean, &cov, &dirs, n, &format!("{layout:?} {coupling} data"));
+            check_moments(
+                &mut |x| {
+                    m.sample_into(&mut lat, &mut nor, x);
+                },
+                &mean,
+                &cov,
+                &dirs,
+                n,
+                &format!("{layout:?} {coupling} data"),
+            );
             let sur = m.surrogate();
             let mut nor = NormalRng::from_seed(10);
-            check_moments(&mut |x| sur.sample_into(&mut nor, x), &mean, &cov, &dirs, n, &format!("{layout:?} {coupling} surrogate"));
+            check_moments(
+                &mut |x| sur.sample_into(&mut nor, x),
+                &mean,
+                &cov,
+                &dirs,
+                n,
+                &format!("{layout:?} {coupling} surrogate"),
+            );
             if layout == SpikeLayout::Orthonormal {
                 let p = m.params;
                 let det = 1.0 + p.beta_u - p.c_uv() * p.c_uv();

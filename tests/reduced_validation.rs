@@ -13,9 +13,7 @@ use diffexp::net::two_layer::{TwoLayer, TwoLayerScratch, Tying};
 use diffexp::net::{Activation, SingleDirection};
 use diffexp::reduced::frame::{P, SpikeFrame};
 use diffexp::reduced::single::{ReducedSingleSetup, SingleDraws, SingleRule, SingleState};
-use diffexp::reduced::two_layer::{
-    ReducedTwoLayerSetup, TwoLayerDraws, TwoLayerRule, TwoLayerState,
-};
+use diffexp::reduced::two_layer::{ReducedTwoLayerSetup, TwoLayerDraws, TwoLayerRule, TwoLayerState};
 use diffexp::rng::ScalarRng;
 use diffexp_kernels::NormalRng;
 
@@ -24,13 +22,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 fn params(coupling: Coupling) -> McmParams {
-    McmParams {
-        beta_m: 0.7,
-        beta_u: 3.0,
-        beta_v: 6.0,
-        nu_law: NuLaw::Rademacher,
-        coupling,
-    }
+    McmParams { beta_m: 0.7, beta_u: 3.0, beta_v: 6.0, nu_law: NuLaw::Rademacher, coupling }
 }
 
 /// Orthonormalises `vecs` against `basis` (already orthonormal) and against each other, in order:
@@ -92,15 +84,11 @@ fn pathwise_single(case: &Case, steps: usize) -> f64 {
     let mut srng = ScalarRng::from_seed(100 + case.batch as u64);
     let spikes = Spikes::<f64>::draw(d, case.layout, &mut srng);
     let model = MixedCumulantModel::new(params(case.coupling), spikes);
-    let (frame, fbasis) =
-        SpikeFrame::from_vectors(&model.spikes.m, &model.spikes.u, &model.spikes.v);
+    let (frame, fbasis) = SpikeFrame::from_vectors(&model.spikes.m, &model.spikes.u, &model.spikes.v);
     let a_values: Vec<f64> = case.levels.iter().map(|x| x.sqrt()).collect();
     let eta = 0.3 / d as f64;
     let setup = ReducedSingleSetup {
-        net: SingleDirection {
-            activation: case.act,
-            b: 1.0,
-        },
+        net: SingleDirection { activation: case.act, b: 1.0 },
         params: model.params,
         frame,
         d: d as u64,
@@ -126,14 +114,8 @@ fn pathwise_single(case: &Case, steps: usize) -> f64 {
     w.iter_mut().for_each(|x| *x /= nw);
     let mut b = 1.0;
     let alpha0: Vec<f64> = fbasis.iter().map(|e| dot(e, &w)).collect();
-    let rem0: Vec<f64> = (0..d)
-        .map(|i| w[i] - (0..P).map(|k| alpha0[k] * fbasis[k][i]).sum::<f64>())
-        .collect();
-    let mut st = SingleState {
-        alpha: [alpha0[0], alpha0[1], alpha0[2]],
-        rho: dot(&rem0, &rem0).sqrt(),
-        b: 1.0,
-    };
+    let rem0: Vec<f64> = (0..d).map(|i| w[i] - (0..P).map(|k| alpha0[k] * fbasis[k][i]).sum::<f64>()).collect();
+    let mut st = SingleState { alpha: [alpha0[0], alpha0[1], alpha0[2]], rho: dot(&rem0, &rem0).sqrt(), b: 1.0 };
     let mut scratch = Vec::new();
     let mut worst: f64 = 0.0;
     for _ in 0..steps {
@@ -162,9 +144,7 @@ fn pathwise_single(case: &Case, steps: usize) -> f64 {
         let alpha: Vec<f64> = fbasis.iter().map(|e| dot(e, &w)).collect();
         let mut rem: Vec<f64> = w.clone();
         for k in 0..P {
-            rem.iter_mut()
-                .zip(&fbasis[k])
-                .for_each(|(x, y)| *x -= alpha[k] * y);
+            rem.iter_mut().zip(&fbasis[k]).for_each(|(x, y)| *x -= alpha[k] * y);
         }
         let rho = dot(&rem, &rem).sqrt();
         let e0: Vec<f64> = rem.iter().map(|x| x / rho).collect();
@@ -181,10 +161,7 @@ fn pathwise_single(case: &Case, steps: usize) -> f64 {
         // Full step (reference gradients).
         let mut grad = vec![0.0; d];
         let mut gb = 0.0;
-        let net = SingleDirection {
-            activation: case.act,
-            b,
-        };
+        let net = SingleDirection { activation: case.act, b };
         for j in 0..case.batch {
             let kz = j * (1 + nxi);
             let mut x = vecs[kz].clone();
@@ -192,15 +169,9 @@ fn pathwise_single(case: &Case, steps: usize) -> f64 {
             for l in 0..nxi {
                 let a = a_values[if case.level_sum { l } else { levels[j] }];
                 let s = (1.0 - a * a).sqrt();
-                let xt: Vec<f64> = x
-                    .iter()
-                    .zip(&vecs[kz + 1 + l])
-                    .map(|(p, q)| a * p + s * q)
-                    .collect();
+                let xt: Vec<f64> = x.iter().zip(&vecs[kz + 1 + l]).map(|(p, q)| a * p + s * q).collect();
                 let g = net.gradient(&w, &x, &xt, a);
-                grad.iter_mut()
-                    .zip(&g.grad_w)
-                    .for_each(|(p, q)| *p += q / case.batch as f64);
+                grad.iter_mut().zip(&g.grad_w).for_each(|(p, q)| *p += q / case.batch as f64);
                 gb += g.grad_b / case.batch as f64;
             }
         }
@@ -216,11 +187,8 @@ fn pathwise_single(case: &Case, steps: usize) -> f64 {
         rule.step(&mut st, &draws, &mut scratch);
         let af: Vec<f64> = fbasis.iter().map(|e| dot(e, &w)).collect();
         let rf = (1.0 - dot(&af, &af)).max(0.0).sqrt();
-        let err =
-            (0..P).map(|k| (af[k] - st.alpha[k]).powi(2)).sum::<f64>() + (rf - st.rho).powi(2);
-        worst = worst
-            .max(err.sqrt())
-            .max((b - st.b).abs() / b.abs().max(1.0));
+        let err = (0..P).map(|k| (af[k] - st.alpha[k]).powi(2)).sum::<f64>() + (rf - st.rho).powi(2);
+        worst = worst.max(err.sqrt()).max((b - st.b).abs() / b.abs().max(1.0));
     }
     worst
 }
@@ -228,12 +196,7 @@ fn pathwise_single(case: &Case, steps: usize) -> f64 {
 #[test]
 fn pathwise_identity_single_direction() {
     let mut cases = Vec::new();
-    for coupling in [
-        Coupling::Independent,
-        Coupling::Sign,
-        Coupling::Even,
-        Coupling::Odd,
-    ] {
+    for coupling in [Coupling::Independent, Coupling::Sign, Coupling::Even, Coupling::Odd] {
         for batch in [1, 4] {
             cases.push(Case {
                 coupling,
@@ -276,10 +239,7 @@ fn pathwise_identity_single_direction() {
     });
     for c in &cases {
         let err = pathwise_single(c, 10_000);
-        eprintln!(
-            "pathwise K=1 coupling {} B={} {:?}: max error {err:.2e}",
-            c.coupling, c.batch, c.layout
-        );
+        eprintln!("pathwise K=1 coupling {} B={} {:?}: max error {err:.2e}", c.coupling, c.batch, c.layout);
         assert!(
             err < 1e-12,
             "coupling {} B = {} {:?} levels {:?} sum {}: max error {err:e}",
@@ -329,8 +289,7 @@ fn pathwise_two_layer(case: &TwoCase, steps: usize) -> f64 {
     let d = 24usize;
     let spikes = Spikes::<f64>::draw(d, SpikeLayout::Orthonormal, &mut ScalarRng::from_seed(31));
     let model = MixedCumulantModel::new(params(case.coupling), spikes);
-    let (frame, fbasis) =
-        SpikeFrame::from_vectors(&model.spikes.m, &model.spikes.u, &model.spikes.v);
+    let (frame, fbasis) = SpikeFrame::from_vectors(&model.spikes.m, &model.spikes.u, &model.spikes.v);
     let a_values: Vec<f64> = case.levels.iter().map(|x| x.sqrt()).collect();
     let eta = 0.2 / d as f64;
     let setup = ReducedTwoLayerSetup {
@@ -361,11 +320,7 @@ fn pathwise_two_layer(case: &TwoCase, steps: usize) -> f64 {
         activation: Activation::Tanh,
         tying: case.tying,
         w: vec![0.0; d * k],
-        v: if case.tying == Tying::Untied {
-            vec![0.0; d * k]
-        } else {
-            Vec::new()
-        },
+        v: if case.tying == Tying::Untied { vec![0.0; d * k] } else { Vec::new() },
         c: a_values[0],
     };
     normals.fill(&mut net.w);
@@ -396,22 +351,14 @@ fn pathwise_two_layer(case: &TwoCase, steps: usize) -> f64 {
             }
             for i in 0..P {
                 let t = a[j * P + i];
-                c[j * d..(j + 1) * d]
-                    .iter_mut()
-                    .zip(&fbasis[i])
-                    .for_each(|(x, y)| *x -= t * y);
+                c[j * d..(j + 1) * d].iter_mut().zip(&fbasis[i]).for_each(|(x, y)| *x -= t * y);
             }
         }
         let (e, r) = thin_qr(&c, d, kc);
         (a, r, e)
     };
     let (a0, r0, _) = split(&stacked(&net));
-    let mut st = TwoLayerState {
-        cols: kc,
-        a: a0,
-        r: r0,
-        c: net.c,
-    };
+    let mut st = TwoLayerState { cols: kc, a: a0, r: r0, c: net.c };
     let mut scratch = TwoLayerScratch::new(d, k, b);
     let mut grad = net.zero_gradient();
     let mut worst: f64 = 0.0;
@@ -425,11 +372,7 @@ fn pathwise_two_layer(case: &TwoCase, steps: usize) -> f64 {
         let (mut x, mut xt) = (vec![0.0; d * b], vec![0.0; d * b]);
         for j in 0..b {
             let sh = model.draw_shift(&mut latent);
-            let lev = if a_values.len() == 1 {
-                0
-            } else {
-                latent.below(a_values.len() as u64) as usize
-            };
+            let lev = if a_values.len() == 1 { 0 } else { latent.below(a_values.len() as u64) as usize };
             let (a, s) = (a_values[lev], (1.0 - a_values[lev].powi(2)).sqrt());
             let mut z = vec![0.0; d];
             normals.fill(&mut z);
@@ -459,49 +402,26 @@ fn pathwise_two_layer(case: &TwoCase, steps: usize) -> f64 {
         for (w, g) in net.w.chunks_mut(d).zip(grad.grad_w.chunks_mut(d)) {
             if case.spherical {
                 let proj = dot(w, g) / dot(w, w);
-                g.iter_mut()
-                    .zip(w.iter())
-                    .for_each(|(gi, wi)| *gi -= proj * wi);
-                w.iter_mut()
-                    .zip(g.iter())
-                    .for_each(|(wi, gi)| *wi -= eta_w * gi);
+                g.iter_mut().zip(w.iter()).for_each(|(gi, wi)| *gi -= proj * wi);
+                w.iter_mut().zip(g.iter()).for_each(|(wi, gi)| *wi -= eta_w * gi);
                 let n = dot(w, w).sqrt();
                 w.iter_mut().for_each(|x| *x *= sd / n);
             } else {
-                w.iter_mut()
-                    .zip(g.iter())
-                    .for_each(|(wi, gi)| *wi -= eta_w * gi);
+                w.iter_mut().zip(g.iter()).for_each(|(wi, gi)| *wi -= eta_w * gi);
             }
         }
         if case.tying == Tying::Untied {
-            net.v
-                .iter_mut()
-                .zip(&grad.grad_v)
-                .for_each(|(vi, gi)| *vi -= eta_w * gi);
+            net.v.iter_mut().zip(&grad.grad_v).for_each(|(vi, gi)| *vi -= eta_w * gi);
         }
         net.c -= eta_w / (d * d) as f64 * grad.grad_c;
         rule.step(&mut st, &draws, &mut ws);
         let (af, rf, _) = split(&stacked(&net));
-        let full = TwoLayerState {
-            cols: kc,
-            a: af,
-            r: rf,
-            c: net.c,
-        };
+        let full = TwoLayerState { cols: kc, a: af, r: rf, c: net.c };
         let scale = (d as f64).sqrt();
-        let ea =
-            st.a.iter()
-                .zip(&full.a)
-                .map(|(p, q)| (p - q).abs())
-                .fold(0.0, f64::max)
-                / scale;
-        let eg = st
-            .complement_gram()
-            .iter()
-            .zip(&full.complement_gram())
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f64::max)
-            / d as f64;
+        let ea = st.a.iter().zip(&full.a).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max) / scale;
+        let eg =
+            st.complement_gram().iter().zip(&full.complement_gram()).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max)
+                / d as f64;
         worst = worst.max(ea).max(eg).max((st.c - full.c).abs());
     }
     worst
@@ -510,21 +430,9 @@ fn pathwise_two_layer(case: &TwoCase, steps: usize) -> f64 {
 #[test]
 fn pathwise_identity_two_layer() {
     let mut cases = Vec::new();
-    for coupling in [
-        Coupling::Independent,
-        Coupling::Sign,
-        Coupling::Even,
-        Coupling::Odd,
-    ] {
+    for coupling in [Coupling::Independent, Coupling::Sign, Coupling::Even, Coupling::Odd] {
         for batch in [1, 4] {
-            cases.push(TwoCase {
-                coupling,
-                batch,
-                units: 2,
-                tying: Tying::Tied,
-                spherical: false,
-                levels: vec![0.5],
-            });
+            cases.push(TwoCase { coupling, batch, units: 2, tying: Tying::Tied, spherical: false, levels: vec![0.5] });
         }
     }
     cases.push(TwoCase {
@@ -566,9 +474,7 @@ fn pathwise_identity_two_layer() {
 
 use diffexp::config::Config;
 use diffexp::reduced::single::{ReducedSingleLearner, RemainderLaw, SingleShared, SingleWalker};
-use diffexp::reduced::validation::{
-    MomentSummary, holm_adjust, incomplete_beta, ks_one_sample, ks_two_sample,
-};
+use diffexp::reduced::validation::{MomentSummary, holm_adjust, incomplete_beta, ks_one_sample, ks_two_sample};
 use diffexp::study::{self, WalkerResult};
 use diffexp::train::Learner;
 use std::sync::Arc;
@@ -592,30 +498,23 @@ fn initial_state_law() {
             }
         }
         let mut rng = ScalarRng::from_seed(5);
-        let red: Vec<SingleState> = (0..n)
-            .map(|_| diffexp::reduced::single::initial_state(d as u64, 1.0, &mut rng))
-            .collect();
+        let red: Vec<SingleState> =
+            (0..n).map(|_| diffexp::reduced::single::initial_state(d as u64, 1.0, &mut rng)).collect();
         let mut pvals = Vec::new();
         for k in 0..P {
             let rk: Vec<f64> = red.iter().map(|s| s.alpha[k]).collect();
             pvals.push(ks_two_sample(&full[k], &rk).1);
         }
-        let norm2: Vec<f64> = red
-            .iter()
-            .map(|s| s.alpha.iter().map(|x| x * x).sum())
-            .collect();
+        let norm2: Vec<f64> = red.iter().map(|s| s.alpha.iter().map(|x| x * x).sum()).collect();
         let (a, b) = (P as f64 / 2.0, (d - P) as f64 / 2.0);
         pvals.push(ks_one_sample(&norm2, |x| incomplete_beta(x, a, b)).1);
         // ρ² = 1 − ‖α‖² exactly (spherical state).
-        assert!(red.iter().all(|s| {
-            (s.alpha.iter().map(|x| x * x).sum::<f64>() + s.rho * s.rho - 1.0).abs() < 1e-14
-        }));
+        assert!(
+            red.iter().all(|s| { (s.alpha.iter().map(|x| x * x).sum::<f64>() + s.rho * s.rho - 1.0).abs() < 1e-14 })
+        );
         let adj = holm_adjust(&pvals);
         eprintln!("initial-state law d = {d}: p-values {pvals:.3?}");
-        assert!(
-            adj.iter().all(|&p| p > 0.01),
-            "d = {d}: Holm-adjusted p-values {adj:?}"
-        );
+        assert!(adj.iter().all(|&p| p > 0.01), "d = {d}: Holm-adjusted p-values {adj:?}");
     }
 }
 
@@ -670,10 +569,7 @@ fn one_step_single(reps: usize, law: RemainderLaw, batch: usize) -> f64 {
         })
         .collect();
     let setup = diffexp::train::single::SingleDirectionSetup {
-        net: SingleDirection {
-            activation: Activation::Tanh,
-            b: 1.0,
-        },
+        net: SingleDirection { activation: Activation::Tanh, b: 1.0 },
         a_values: vec![0.5f64.sqrt()],
         level_sum: false,
         eta: cfg.train.step_eta(d),
@@ -713,17 +609,11 @@ fn one_step_single(reps: usize, law: RemainderLaw, batch: usize) -> f64 {
     let mut shared = SingleShared::new(&diffexp::reduced::single_setup(&rcfg, d, 0));
     shared.remainder_law = law;
     let shared = Arc::new(shared);
-    let mut red = ReducedSingleLearner::from_parts(
-        Arc::clone(&shared),
-        SingleWalker::new(d as u64, 1.0, 11, 12, 13, 14),
-    );
+    let mut red =
+        ReducedSingleLearner::from_parts(Arc::clone(&shared), SingleWalker::new(d as u64, 1.0, 11, 12, 13, 14));
     let mut incr_red: Vec<Vec<f64>> = vec![Vec::with_capacity(reps); 4];
     for _ in 0..reps {
-        red.walker.state = SingleState {
-            alpha: alpha0,
-            rho: rho0,
-            b: 1.0,
-        };
+        red.walker.state = SingleState { alpha: alpha0, rho: rho0, b: 1.0 };
         red.step();
         let s = red.walker.state;
         for k in 0..3 {
@@ -733,10 +623,7 @@ fn one_step_single(reps: usize, law: RemainderLaw, batch: usize) -> f64 {
     }
     let mut worst: f64 = 0.0;
     for k in 0..4 {
-        let (a, b) = (
-            MomentSummary::of(&incr_full[k]),
-            MomentSummary::of(&incr_red[k]),
-        );
+        let (a, b) = (MomentSummary::of(&incr_full[k]), MomentSummary::of(&incr_red[k]));
         let (zm, zv) = a.z_scores(&b);
         eprintln!(
             "  one-step B={batch} {law:?} coord {k}: mean {:.4e} vs {:.4e} (z {zm:.2}), var {:.4e} vs {:.4e} (z {zv:.2})",
@@ -755,10 +642,7 @@ fn one_step_moments_single_direction() {
     let z = one_step_single(1_000_000, RemainderLaw::Exact, 1);
     assert!(z < 5.0, "exact engine: largest z-score {z}");
     let zb = one_step_single(200_000, RemainderLaw::XiNoFresh, 1);
-    assert!(
-        zb > 10.0,
-        "wrong engine (b) not detected: largest z-score {zb}"
-    );
+    assert!(zb > 10.0, "wrong engine (b) not detected: largest z-score {zb}");
 }
 
 /// The same at B = 4 (general path), ignored for time: `cargo test --release --test
@@ -776,29 +660,15 @@ fn ks_suite(full: &[WalkerResult], red: &[WalkerResult], dirs: &[usize]) -> Vec<
     let names = ["m", "u", "v"];
     let mut out = Vec::new();
     let nrec = full[0].records.len();
-    assert!(
-        full.iter().chain(red).all(|r| r.records.len() == nrec),
-        "every walker must reach the end of the grid"
-    );
+    assert!(full.iter().chain(red).all(|r| r.records.len() == nrec), "every walker must reach the end of the grid");
     for &k in dirs {
         let times = |rs: &[WalkerResult]| -> Vec<f64> {
-            rs.iter()
-                .map(|r| {
-                    r.outcome.recovery.first[k]
-                        .map(|t| t as f64)
-                        .unwrap_or(f64::INFINITY)
-                })
-                .collect()
+            rs.iter().map(|r| r.outcome.recovery.first[k].map(|t| t as f64).unwrap_or(f64::INFINITY)).collect()
         };
-        out.push((
-            format!("n*_{}", names[k]),
-            ks_two_sample(&times(full), &times(red)).1,
-        ));
+        out.push((format!("n*_{}", names[k]), ks_two_sample(&times(full), &times(red)).1));
         for q in 1..=5 {
             let i = (q * (nrec - 1)) / 5;
-            let at = |rs: &[WalkerResult]| -> Vec<f64> {
-                rs.iter().map(|r| r.records[i].overlaps[k]).collect()
-            };
+            let at = |rs: &[WalkerResult]| -> Vec<f64> { rs.iter().map(|r| r.records[i].overlaps[k]).collect() };
             out.push((
                 format!("α_{} @ {}", names[k], full[0].records[i].samples),
                 ks_two_sample(&at(full), &at(red)).1,
@@ -815,11 +685,7 @@ fn distributional(extra: &str, d: usize, walkers: usize) -> Vec<(String, f64)> {
     for (engine, seed) in [("full", 101), ("reduced", 202)] {
         let mut cfg = mcm_config(extra, d, engine, seed);
         cfg.train.walkers = walkers;
-        cfg.train.budget = diffexp::config::Budget {
-            coef: 20.0,
-            pow: 1.0,
-            log: 1.0,
-        };
+        cfg.train.budget = diffexp::config::Budget { coef: 20.0, pow: 1.0, log: 1.0 };
         results.push(study::run_jobs(&cfg, &[d], true, &|_| {}));
     }
     pv.extend(ks_suite(&results[0], &results[1], &[1, 2]));
@@ -831,10 +697,7 @@ fn assert_agree(label: &str, pv: &[(String, f64)]) {
     for ((name, p), a) in pv.iter().zip(&adj) {
         eprintln!("  {label}: {name:>16}  p = {p:.4}  Holm {a:.4}");
     }
-    assert!(
-        adj.iter().all(|&a| a > 0.01),
-        "{label}: some Holm-adjusted p-value ≤ 0.01"
-    );
+    assert!(adj.iter().all(|&a| a > 0.01), "{label}: some Holm-adjusted p-value ≤ 0.01");
 }
 
 /// SPEC §3.5(2) / §7 item 36 at d = 64 with 200 walkers per engine, for the single direction and
@@ -843,10 +706,7 @@ fn assert_agree(label: &str, pv: &[(String, f64)]) {
 #[test]
 fn distributional_agreement_d64() {
     assert_agree("single d=64", &distributional("", 64, 200));
-    assert_agree(
-        "tied K=2 d=64",
-        &distributional("[denoiser]\nkind = \"tied\"\nunits = 2\n", 64, 200),
-    );
+    assert_agree("tied K=2 d=64", &distributional("[denoiser]\nkind = \"tied\"\nunits = 2\n", 64, 200));
 }
 
 /// d ∈ {256, 1024}, 400 walkers per engine (SPEC §3.5(2) at full size), both families:
@@ -856,50 +716,29 @@ fn distributional_agreement_d64() {
 fn distributional_agreement_large() {
     for d in [256usize, 1024] {
         assert_agree(&format!("single d={d}"), &distributional("", d, 400));
-        assert_agree(
-            &format!("tied K=2 d={d}"),
-            &distributional("[denoiser]\nkind = \"tied\"\nunits = 2\n", d, 400),
-        );
+        assert_agree(&format!("tied K=2 d={d}"), &distributional("[denoiser]\nkind = \"tied\"\nunits = 2\n", d, 400));
     }
-    assert_agree(
-        "single B=4 d=256",
-        &distributional("[train]\nbatch = 4\n", 256, 400),
-    );
+    assert_agree("single B=4 d=256", &distributional("[train]\nbatch = 4\n", 256, 400));
 }
 
 /// Runs a deliberately wrong reduced engine through `run_walker`.
 fn wrong_engine(law: RemainderLaw, d: usize, walkers: usize) -> Vec<WalkerResult> {
     let mut cfg = mcm_config("", d, "reduced", 303);
     cfg.train.walkers = walkers;
-    cfg.train.budget = diffexp::config::Budget {
-        coef: 20.0,
-        pow: 1.0,
-        log: 1.0,
-    };
+    cfg.train.budget = diffexp::config::Budget { coef: 20.0, pow: 1.0, log: 1.0 };
     let plan = study::run_plan(&cfg, d);
     (0..walkers as u64)
         .map(|w| {
             let setup = diffexp::reduced::single_setup(&cfg, d, w);
             let mut shared = SingleShared::new(&setup);
             shared.remainder_law = law;
-            let walker = SingleWalker::new(
-                d as u64,
-                1.0,
-                setup.init_seed,
-                setup.data_seed,
-                setup.latent_seed,
-                setup.eval_seed,
-            );
+            let walker =
+                SingleWalker::new(d as u64, 1.0, setup.init_seed, setup.data_seed, setup.latent_seed, setup.eval_seed);
             let mut l = ReducedSingleLearner::from_parts(Arc::new(shared), walker);
             let mut traj = diffexp::observe::Trajectory::default();
             let tracker = diffexp::observe::RecoveryTracker::new(study::thresholds(&cfg));
             let outcome = diffexp::train::run_walker(&mut l, &plan, tracker, &mut traj);
-            WalkerResult {
-                d,
-                walker: w,
-                outcome,
-                records: traj.records,
-            }
+            WalkerResult { d, walker: w, outcome, records: traj.records }
         })
         .collect()
 }
@@ -911,31 +750,13 @@ fn power_check_wrong_engines() {
     let d = 64;
     let mut cfg = mcm_config("", d, "full", 101);
     cfg.train.walkers = 200;
-    cfg.train.budget = diffexp::config::Budget {
-        coef: 20.0,
-        pow: 1.0,
-        log: 1.0,
-    };
+    cfg.train.budget = diffexp::config::Budget { coef: 20.0, pow: 1.0, log: 1.0 };
     let full = study::run_jobs(&cfg, &[d], true, &|_| {});
-    let pb = ks_suite(
-        &full,
-        &wrong_engine(RemainderLaw::XiNoFresh, d, 200),
-        &[1, 2],
-    );
+    let pb = ks_suite(&full, &wrong_engine(RemainderLaw::XiNoFresh, d, 200), &[1, 2]);
     let adj_b = holm_adjust(&pb.iter().map(|x| x.1).collect::<Vec<_>>());
-    eprintln!(
-        "power check (b): min Holm-adjusted p = {:.3e}",
-        adj_b.iter().cloned().fold(1.0, f64::min)
-    );
-    assert!(
-        adj_b.iter().any(|&a| a <= 0.01),
-        "wrong engine (b) passed the distributional test"
-    );
-    let pa = ks_suite(
-        &full,
-        &wrong_engine(RemainderLaw::XiOrthogonalToZ, d, 200),
-        &[1, 2],
-    );
+    eprintln!("power check (b): min Holm-adjusted p = {:.3e}", adj_b.iter().cloned().fold(1.0, f64::min));
+    assert!(adj_b.iter().any(|&a| a <= 0.01), "wrong engine (b) passed the distributional test");
+    let pa = ks_suite(&full, &wrong_engine(RemainderLaw::XiOrthogonalToZ, d, 200), &[1, 2]);
     for (name, p) in &pa {
         eprintln!("  power check (a): {name:>16}  p = {p:.4}");
     }

@@ -48,10 +48,7 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().display().to_string(),
-                    std::fs::read(&p).unwrap(),
-                );
+                out.insert(p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
             }
         }
     }
@@ -62,26 +59,10 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 fn same_bits(a: &Record, b: &Record) -> bool {
     let f = |r: &Record| {
-        let mut v = vec![
-            r.samples,
-            r.norm.to_bits(),
-            r.skip.to_bits(),
-            r.train_loss.to_bits(),
-        ];
+        let mut v = vec![r.samples, r.norm.to_bits(), r.skip.to_bits(), r.train_loss.to_bits()];
         v.extend(r.overlaps.iter().map(|x| x.to_bits()));
         if let Some(e) = r.eval {
-            v.extend(
-                [
-                    e.data,
-                    e.surrogate,
-                    e.gap,
-                    e.data_se,
-                    e.surrogate_se,
-                    e.gap_se,
-                ]
-                .iter()
-                .map(|x| x.to_bits()),
-            );
+            v.extend([e.data, e.surrogate, e.gap, e.data_se, e.surrogate_se, e.gap_se].iter().map(|x| x.to_bits()));
         }
         v
     };
@@ -96,10 +77,7 @@ fn kill_and_resume(name: &str, args: &[&str]) -> usize {
     std::fs::write(&cfg, CONFIG).unwrap();
     let base = |out: &Path| {
         let mut c = diffexp();
-        c.args(args)
-            .arg(&cfg)
-            .args(["--threads", "1", "--quiet", "--out"])
-            .arg(out);
+        c.args(args).arg(&cfg).args(["--threads", "1", "--quiet", "--out"]).arg(out);
         c
     };
     let reference = dir.join("reference");
@@ -112,12 +90,7 @@ fn kill_and_resume(name: &str, args: &[&str]) -> usize {
     let out = dir.join("interrupted");
     let mut mid_walker_kills = 0;
     for (k, frac) in [0.2, 0.3, 0.3, 0.3].iter().enumerate() {
-        let mut child = base(&out)
-            .arg("--resume")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = base(&out).arg("--resume").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         std::thread::sleep(full.mul_f64(*frac) + Duration::from_millis(20 * k as u64));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -125,29 +98,17 @@ fn kill_and_resume(name: &str, args: &[&str]) -> usize {
             continue;
         }
         // Whatever the moment of the kill, the store opens and every published record is exact.
-        let (m, _) = diffexp::store::manifest::Manifest::load(&out)
-            .map(|m| (m, ()))
-            .unwrap();
+        let (m, _) = diffexp::store::manifest::Manifest::load(&out).map(|m| (m, ())).unwrap();
         let walkers = m.walkers;
         for (i, e) in m.dims.iter().enumerate() {
-            let v = diffexp::store::trajectory::DimView::open(
-                &out.join(&e.dir),
-                e.d,
-                walkers,
-                e.records,
-                true,
-            )
-            .unwrap();
+            let v =
+                diffexp::store::trajectory::DimView::open(&out.join(&e.dir), e.d, walkers, e.records, true).unwrap();
             for w in 0..walkers {
                 let recs = v.records_of(w, 1);
                 let reference = &ref_results[i * walkers + w].records;
                 assert!(recs.len() <= reference.len());
                 for (a, b) in recs.iter().zip(reference) {
-                    assert!(
-                        same_bits(a, b),
-                        "kill {k}: d = {}, walker {w}: published record differs",
-                        e.d
-                    );
+                    assert!(same_bits(a, b), "kill {k}: d = {}, walker {w}: published record differs", e.d);
                 }
                 if v.status.data()[w] == 0 && !recs.is_empty() {
                     mid_walker_kills += 1;
@@ -170,10 +131,7 @@ fn kill_and_resume(name: &str, args: &[&str]) -> usize {
 fn study_killed_and_resumed_is_identical() {
     let hits = kill_and_resume("study", &["study"]);
     eprintln!("{hits} walker states were caught part-way by a kill");
-    assert!(
-        hits >= 1,
-        "no kill landed in the middle of a walker; lengthen the run"
-    );
+    assert!(hits >= 1, "no kill landed in the middle of a walker; lengthen the run");
 }
 
 #[test]
@@ -231,23 +189,12 @@ fn resume_from_every_checkpoint_is_exact() {
         assert_eq!(full.records.len(), full.checkpoints.len());
         for (k, c) in full.checkpoints.iter().enumerate() {
             let (out, part) = run(Some(c.clone()));
-            assert_eq!(
-                out, full_out,
-                "{text}: outcome after resuming at record {k}"
-            );
+            assert_eq!(out, full_out, "{text}: outcome after resuming at record {k}");
             assert_eq!(part.records.len(), full.records.len() - k - 1);
             for (a, b) in part.records.iter().zip(&full.records[k + 1..]) {
-                assert!(
-                    same_bits(a, b),
-                    "{text}: record after resuming at {k} differs"
-                );
+                assert!(same_bits(a, b), "{text}: record after resuming at {k} differs");
             }
-            assert!(
-                part.checkpoints
-                    .iter()
-                    .zip(&full.checkpoints[k + 1..])
-                    .all(|(a, b)| a == b)
-            );
+            assert!(part.checkpoints.iter().zip(&full.checkpoints[k + 1..]).all(|(a, b)| a == b));
         }
     }
 }

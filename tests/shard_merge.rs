@@ -40,11 +40,7 @@ fn tmp(name: &str) -> PathBuf {
 
 fn run(cmd: &mut Command) -> String {
     let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -60,10 +56,7 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().display().to_string(),
-                    std::fs::read(&p).unwrap(),
-                );
+                out.insert(p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
             }
         }
     }
@@ -74,20 +67,9 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 fn assert_same_tree(a: &Path, b: &Path) {
     let (ta, tb) = (tree(a), tree(b));
-    assert_eq!(
-        ta.keys().collect::<Vec<_>>(),
-        tb.keys().collect::<Vec<_>>(),
-        "{} vs {}",
-        a.display(),
-        b.display()
-    );
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>(), "{} vs {}", a.display(), b.display());
     for (k, v) in &ta {
-        assert!(
-            v == &tb[k],
-            "{k} differs between {} and {}",
-            a.display(),
-            b.display()
-        );
+        assert!(v == &tb[k], "{k} differs between {} and {}", a.display(), b.display());
     }
 }
 
@@ -97,16 +79,7 @@ fn shards_and_threads_merge_to_identical_bytes() {
     let cfg = dir.join("c.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
     let reference = dir.join("reference");
-    run(diffexp()
-        .args([
-            "study",
-            cfg.to_str().unwrap(),
-            "--quiet",
-            "--threads",
-            "2",
-            "--out",
-        ])
-        .arg(&reference));
+    run(diffexp().args(["study", cfg.to_str().unwrap(), "--quiet", "--threads", "2", "--out"]).arg(&reference));
     assert!(reference.join("summary.json").exists());
     for n in [1usize, 3] {
         for threads in [1usize, 2] {
@@ -114,22 +87,12 @@ fn shards_and_threads_merge_to_identical_bytes() {
             let shards: Vec<PathBuf> = (0..n).map(|i| base.join(format!("shard{i}"))).collect();
             for (i, s) in shards.iter().enumerate() {
                 run(diffexp()
-                    .args([
-                        "study",
-                        cfg.to_str().unwrap(),
-                        "--quiet",
-                        "--threads",
-                        &threads.to_string(),
-                    ])
+                    .args(["study", cfg.to_str().unwrap(), "--quiet", "--threads", &threads.to_string()])
                     .args(["--shard", &format!("{i}/{n}"), "--out"])
                     .arg(s));
             }
             let merged = base.join("merged");
-            run(diffexp()
-                .arg("merge")
-                .args(&shards)
-                .arg("--out")
-                .arg(&merged));
+            run(diffexp().arg("merge").args(&shards).arg("--out").arg(&merged));
             assert_same_tree(&reference, &merged);
         }
     }
@@ -144,16 +107,7 @@ fn merge_refuses_incomplete_or_foreign_shard_sets() {
     let shard = |i: usize, n: usize, seed: &str| {
         let p = dir.join(format!("s{i}of{n}-{seed}"));
         run(diffexp()
-            .args([
-                "study",
-                cfg.to_str().unwrap(),
-                "--quiet",
-                "--seed",
-                seed,
-                "--shard",
-                &format!("{i}/{n}"),
-                "--out",
-            ])
+            .args(["study", cfg.to_str().unwrap(), "--quiet", "--seed", seed, "--shard", &format!("{i}/{n}"), "--out"])
             .arg(&p));
         p
     };
@@ -168,71 +122,30 @@ fn merge_refuses_incomplete_or_foreign_shard_sets() {
     ];
     for (k, (dirs, msg)) in cases.iter().enumerate() {
         let out = dir.join(format!("m{k}"));
-        let o = diffexp()
-            .arg("merge")
-            .args(dirs)
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
+        let o = diffexp().arg("merge").args(dirs).arg("--out").arg(&out).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && err.contains(msg), "case {k}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
     // An unfinished shard: mark it running again.
     let m = c.join("manifest.json");
-    let text = std::fs::read_to_string(&m)
-        .unwrap()
-        .replace("\"complete\"", "\"running\"");
+    let text = std::fs::read_to_string(&m).unwrap().replace("\"complete\"", "\"running\"");
     std::fs::write(&m, text).unwrap();
-    let o = diffexp()
-        .arg("merge")
-        .args([&a, &b, &c])
-        .arg("--out")
-        .arg(dir.join("m9"))
-        .output()
-        .unwrap();
+    let o = diffexp().arg("merge").args([&a, &b, &c]).arg("--out").arg(dir.join("m9")).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("not complete"));
     // A rerun into an existing store without --resume is refused; with --resume it is a no-op.
     let o = diffexp()
-        .args([
-            "study",
-            cfg.to_str().unwrap(),
-            "--quiet",
-            "--shard",
-            "0/3",
-            "--out",
-        ])
+        .args(["study", cfg.to_str().unwrap(), "--quiet", "--shard", "0/3", "--out"])
         .arg(&a)
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
     let before = tree(&a);
-    run(diffexp()
-        .args([
-            "study",
-            cfg.to_str().unwrap(),
-            "--quiet",
-            "--resume",
-            "--shard",
-            "0/3",
-            "--out",
-        ])
-        .arg(&a));
+    run(diffexp().args(["study", cfg.to_str().unwrap(), "--quiet", "--resume", "--shard", "0/3", "--out"]).arg(&a));
     assert!(before == tree(&a));
     // Resuming with another seed is refused.
     let o = diffexp()
-        .args([
-            "study",
-            cfg.to_str().unwrap(),
-            "--quiet",
-            "--resume",
-            "--seed",
-            "9",
-            "--shard",
-            "0/3",
-            "--out",
-        ])
+        .args(["study", cfg.to_str().unwrap(), "--quiet", "--resume", "--seed", "9", "--shard", "0/3", "--out"])
         .arg(&a)
         .output()
         .unwrap();
@@ -248,9 +161,7 @@ fn slurm_scripts_shard_and_merge_without_slurm() {
     let cfg = dir.join("c.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
     let reference = dir.join("reference");
-    run(diffexp()
-        .args(["study", cfg.to_str().unwrap(), "--quiet", "--out"])
-        .arg(&reference));
+    run(diffexp().args(["study", cfg.to_str().unwrap(), "--quiet", "--out"]).arg(&reference));
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/slurm");
     let out = dir.join("study");
     for i in 0..3 {

@@ -28,10 +28,7 @@ min_success = 0.5
 "#;
 
 fn have(prog: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {prog}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new("sh").args(["-c", &format!("command -v {prog}")]).output().is_ok_and(|o| o.status.success())
 }
 
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -43,10 +40,7 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                     walk(root, &p, out);
                 }
             } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().display().to_string(),
-                    std::fs::read(&p).unwrap(),
-                );
+                out.insert(p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
             }
         }
     }
@@ -60,24 +54,16 @@ struct Cluster(PathBuf);
 impl Drop for Cluster {
     fn drop(&mut self) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/slurm/local-cluster.sh");
-        let _ = Command::new("bash")
-            .arg(script)
-            .arg("stop")
-            .arg(&self.0)
-            .status();
+        let _ = Command::new("bash").arg(script).arg("stop").arg(&self.0).status();
     }
 }
 
 #[test]
 fn study_as_a_slurm_job_array_merges_to_identical_bytes() {
-    let root_user = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let missing: Vec<&str> = ["munged", "slurmctld", "slurmd", "sbatch", "squeue"]
-        .into_iter()
-        .filter(|p| !have(p))
-        .collect();
+    let root_user =
+        Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let missing: Vec<&str> =
+        ["munged", "slurmctld", "slurmd", "sbatch", "squeue"].into_iter().filter(|p| !have(p)).collect();
     if !missing.is_empty() || !root_user || !Path::new("/etc/munge/munge.key").exists() {
         eprintln!(
             "SKIPPED real-SLURM test: needs root, /etc/munge/munge.key and {missing:?} (apt-get install slurm-wlm munge)"
@@ -98,11 +84,7 @@ fn study_as_a_slurm_job_array_merges_to_identical_bytes() {
         .output()
         .unwrap();
     let _guard = Cluster(cluster_dir.clone());
-    assert!(
-        o.status.success(),
-        "cluster did not start: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "cluster did not start: {}", String::from_utf8_lossy(&o.stderr));
     let conf = cluster_dir.join("slurm.conf");
 
     let cfg = dir.join("c.toml");
@@ -118,18 +100,10 @@ fn study_as_a_slurm_job_array_merges_to_identical_bytes() {
         .env("DIFFEXP", env!("CARGO_BIN_EXE_diffexp"))
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "submit failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "submit failed: {}", String::from_utf8_lossy(&o.stderr));
     let t0 = Instant::now();
     loop {
-        let q = Command::new("squeue")
-            .arg("-h")
-            .env("SLURM_CONF", &conf)
-            .output()
-            .unwrap();
+        let q = Command::new("squeue").arg("-h").env("SLURM_CONF", &conf).output().unwrap();
         if q.status.success() && q.stdout.is_empty() {
             break;
         }
@@ -141,11 +115,7 @@ fn study_as_a_slurm_job_array_merges_to_identical_bytes() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let merged = out.join("merged");
-    assert!(
-        merged.join("report/scaling.png").exists(),
-        "merge job produced no report; logs in {}",
-        out.display()
-    );
+    assert!(merged.join("report/scaling.png").exists(), "merge job produced no report; logs in {}", out.display());
     let reference = dir.join("reference");
     let o = Command::new(env!("CARGO_BIN_EXE_diffexp"))
         .args(["study", cfg.to_str().unwrap(), "--quiet", "--out"])
@@ -156,10 +126,7 @@ fn study_as_a_slurm_job_array_merges_to_identical_bytes() {
     let (a, b) = (tree(&reference), tree(&merged));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (k, v) in &a {
-        assert!(
-            v == &b[k],
-            "{k} differs between the SLURM-merged store and an unsharded run"
-        );
+        assert!(v == &b[k], "{k} differs between the SLURM-merged store and an unsharded run");
     }
     drop(_guard);
     std::fs::remove_dir_all(&dir).ok();

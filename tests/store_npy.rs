@@ -21,26 +21,10 @@ fn tmp(name: &str) -> PathBuf {
 #[test]
 fn header_bytes_follow_the_npy_spec() {
     for (descr, shape, dict) in [
-        (
-            "<f8",
-            vec![2usize, 3],
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }",
-        ),
-        (
-            "<i8",
-            vec![7],
-            "{'descr': '<i8', 'fortran_order': False, 'shape': (7,), }",
-        ),
-        (
-            "<f8",
-            vec![64, 129, 6],
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (64, 129, 6), }",
-        ),
-        (
-            "<f4",
-            vec![],
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (), }",
-        ),
+        ("<f8", vec![2usize, 3], "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }"),
+        ("<i8", vec![7], "{'descr': '<i8', 'fortran_order': False, 'shape': (7,), }"),
+        ("<f8", vec![64, 129, 6], "{'descr': '<f8', 'fortran_order': False, 'shape': (64, 129, 6), }"),
+        ("<f4", vec![], "{'descr': '<f4', 'fortran_order': False, 'shape': (), }"),
     ] {
         let h = npy::header(descr, &shape);
         assert_eq!(&h[..6], b"\x93NUMPY");
@@ -57,10 +41,7 @@ fn header_bytes_follow_the_npy_spec() {
     let shape = vec![1usize; 23_000];
     let h = npy::header("<f8", &shape);
     assert_eq!((h[6], h[7]), (2, 0));
-    assert_eq!(
-        12 + u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize,
-        h.len()
-    );
+    assert_eq!(12 + u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize, h.len());
     assert_eq!(h.len() % 64, 0);
     assert_eq!(npy::parse_header(&h).unwrap().shape, shape);
 }
@@ -77,16 +58,9 @@ fn mapped_arrays_publish_and_refuse_bad_files() {
     assert_eq!(v.data()[0], 9);
     assert_eq!(v.data()[5], 42);
     assert_eq!(v.data()[11], -1);
-    let err =
-        |r: std::io::Result<ArrayView<i64>>| r.err().map(|e| e.to_string()).unwrap_or_default();
+    let err = |r: std::io::Result<ArrayView<i64>>| r.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err(ArrayView::open(&p, Some(&[3, 4]))).contains("shape"));
-    assert!(
-        ArrayView::<f64>::open(&p, None)
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("dtype")
-    );
+    assert!(ArrayView::<f64>::open(&p, None).err().unwrap().to_string().contains("dtype"));
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..bytes.len() - 8]).unwrap();
     assert!(err(ArrayView::open(&p, None)).contains("truncated"));
@@ -118,10 +92,7 @@ min_success = 0.5
 "#;
 
 fn has_numpy() -> bool {
-    Command::new("python3")
-        .args(["-c", "import numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new("python3").args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -129,19 +100,11 @@ fn numpy_opens_every_array_of_a_store() {
     let dir = tmp("numpy");
     let cfg = Config::from_toml(STUDY).unwrap();
     let out = dir.join("store");
-    let opts = StoreOptions {
-        out: &out,
-        command: "study",
-        shard: None,
-        resume: false,
-        durable: false,
-    };
+    let opts = StoreOptions { out: &out, command: "study", shard: None, resume: false, durable: false };
     run_store(&cfg, &cfg.study.dims, &opts, &|_| {}, &|_| {}).unwrap();
     let (m, results) = load_store(&out, true).unwrap();
     if !has_numpy() {
-        eprintln!(
-            "SKIPPED numpy cross-check: python3 with numpy is not installed (CI installs it)"
-        );
+        eprintln!("SKIPPED numpy cross-check: python3 with numpy is not installed (CI installs it)");
         std::fs::remove_dir_all(&dir).ok();
         return;
     }
@@ -161,16 +124,8 @@ for e in m["dims"]:
     out[e["dir"] + "/last_u"] = [float(ov[w, c[w] - 1, 1]).hex() for w in range(ov.shape[0])]
 print(json.dumps(out))
 "#;
-    let o = Command::new("python3")
-        .args(["-c", script])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "numpy failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = Command::new("python3").args(["-c", script]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "numpy failed: {}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for (i, e) in m.dims.iter().enumerate() {
         for a in &m.arrays {
@@ -194,10 +149,7 @@ print(json.dumps(out))
         }
         for w in 0..m.walkers {
             let rust = results[i * m.walkers + w].records.last().unwrap().overlaps[1];
-            let py = v[format!("{}/last_u", e.dir)][w]
-                .as_str()
-                .unwrap()
-                .to_string();
+            let py = v[format!("{}/last_u", e.dir)][w].as_str().unwrap().to_string();
             assert_eq!(py, hex(rust), "d = {}, walker {w}", e.d);
         }
     }
@@ -207,21 +159,13 @@ print(json.dumps(out))
 /// Python's float.hex() of `x` (exact bits, as numpy printed them).
 fn hex(x: f64) -> String {
     if x == 0.0 {
-        return if x.is_sign_negative() {
-            "-0x0.0p+0".into()
-        } else {
-            "0x0.0p+0".into()
-        };
+        return if x.is_sign_negative() { "-0x0.0p+0".into() } else { "0x0.0p+0".into() };
     }
     let bits = x.to_bits();
     let sign = if bits >> 63 == 1 { "-" } else { "" };
     let exp = ((bits >> 52) & 0x7ff) as i64;
     let mant = bits & ((1u64 << 52) - 1);
-    let (lead, e) = if exp == 0 {
-        (0, -1022)
-    } else {
-        (1, exp - 1023)
-    };
+    let (lead, e) = if exp == 0 { (0, -1022) } else { (1, exp - 1023) };
     let mut m = format!("{mant:013x}");
     while m.len() > 1 && m.ends_with('0') {
         m.pop();
@@ -234,21 +178,11 @@ fn damaged_stores_are_refused_with_clear_errors() {
     let dir = tmp("damaged");
     let cfg = Config::from_toml(STUDY).unwrap();
     let out = dir.join("store");
-    let opts = StoreOptions {
-        out: &out,
-        command: "study",
-        shard: None,
-        resume: false,
-        durable: false,
-    };
+    let opts = StoreOptions { out: &out, command: "study", shard: None, resume: false, durable: false };
     run_store(&cfg, &cfg.study.dims, &opts, &|_| {}, &|_| {}).unwrap();
     let bin = env!("CARGO_BIN_EXE_diffexp");
     let report = |what: &str| {
-        let o = Command::new(bin)
-            .args(["report", "--quiet"])
-            .arg(&out)
-            .output()
-            .unwrap();
+        let o = Command::new(bin).args(["report", "--quiet"]).arg(&out).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert_eq!(o.status.code(), Some(2), "{what}: {err}");
         assert!(!err.contains("panicked"), "{what}: {err}");

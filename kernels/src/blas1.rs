@@ -42,14 +42,7 @@ pub fn axpy<T: Real>(alpha: f64, x: &[T], y: &mut [T]) {
 pub(crate) fn axpy_at<T: Real>(level: SimdLevel, alpha: f64, x: &[T], y: &mut [T]) {
     if let Some(x) = same::<T, f32>(x) {
         let y = same_mut::<T, f32>(y).expect("same type");
-        dispatch(
-            level,
-            Axpy {
-                alpha: alpha as f32,
-                x,
-                y,
-            },
-        )
+        dispatch(level, Axpy { alpha: alpha as f32, x, y })
     } else if let Some(x) = same::<T, f64>(x) {
         let y = same_mut::<T, f64>(y).expect("same type");
         dispatch(level, Axpy { alpha, x, y })
@@ -65,13 +58,7 @@ pub fn scale<T: Real>(alpha: f64, x: &mut [T]) {
 
 pub(crate) fn scale_at<T: Real>(level: SimdLevel, alpha: f64, x: &mut [T]) {
     if let Some(x) = same_mut::<T, f32>(x) {
-        dispatch(
-            level,
-            Scale {
-                alpha: alpha as f32,
-                x,
-            },
-        )
+        dispatch(level, Scale { alpha: alpha as f32, x })
     } else if let Some(x) = same_mut::<T, f64>(x) {
         dispatch(level, Scale { alpha, x })
     } else {
@@ -104,25 +91,14 @@ impl<E: Elem> Kernel for Dot<'_, E> {
                 }
             }
         }
-        for (j, (ca, cb)) in groups_a
-            .remainder()
-            .iter()
-            .zip(groups_b.remainder())
-            .enumerate()
-        {
+        for (j, (ca, cb)) in groups_a.remainder().iter().zip(groups_b.remainder()).enumerate() {
             acc[j] = E::acc_fma(k, acc[j], E::load(k, ca), E::load(k, cb));
         }
         if !a_tail.is_empty() {
             let j = a.len() % 4;
-            acc[j] = E::acc_fma(
-                k,
-                acc[j],
-                E::load(k, &padded(a_tail)),
-                E::load(k, &padded(b_tail)),
-            );
+            acc[j] = E::acc_fma(k, acc[j], E::load(k, &padded(a_tail)), E::load(k, &padded(b_tail)));
         }
-        (E::acc_sum(k, acc[0]) + E::acc_sum(k, acc[1]))
-            + (E::acc_sum(k, acc[2]) + E::acc_sum(k, acc[3]))
+        (E::acc_sum(k, acc[0]) + E::acc_sum(k, acc[1])) + (E::acc_sum(k, acc[2]) + E::acc_sum(k, acc[3]))
     }
 }
 
@@ -173,9 +149,7 @@ mod tests {
     use super::*;
     use crate::{NormalRng, reference};
 
-    const SIZES: [usize; 14] = [
-        0, 1, 7, 15, 16, 17, 63, 64, 65, 100, 1000, 1023, 4097, 100_000,
-    ];
+    const SIZES: [usize; 14] = [0, 1, 7, 15, 16, 17, 63, 64, 65, 100, 1000, 1023, 4097, 100_000];
 
     fn normals<T: Real>(seed: u64, n: usize) -> Vec<T> {
         let mut v = vec![T::default(); n];
@@ -185,10 +159,7 @@ mod tests {
 
     /// Σ|a_i·b_i|: the scale a summation error is measured against.
     fn abs_dot<T: Real>(a: &[T], b: &[T]) -> f64 {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x.to_f64() * y.to_f64()).abs())
-            .sum()
+        a.iter().zip(b).map(|(x, y)| (x.to_f64() * y.to_f64()).abs()).sum()
     }
 
     #[test]
@@ -202,19 +173,13 @@ mod tests {
                     let (got, want) = (dot_at(level, x, y), reference::dot(x, y));
                     // Sums of ≤ 16 f32 products per lane before widening: a few f32 ulps of the
                     // partial sums, far below 1e-6 of Σ|a_i b_i|.
-                    assert!(
-                        (got - want).abs() <= 1e-6 * abs_dot(x, y),
-                        "f32 n={n} {level:?}: {got} vs {want}"
-                    );
+                    assert!((got - want).abs() <= 1e-6 * abs_dot(x, y), "f32 n={n} {level:?}: {got} vs {want}");
                 }
             }
             let (a, b) = (normals::<f64>(1, n), normals::<f64>(2, n));
             for level in SimdLevel::available() {
                 let (got, want) = (dot_at(level, &a, &b), reference::dot(&a, &b));
-                assert!(
-                    (got - want).abs() <= 1e-14 * abs_dot(&a, &b),
-                    "f64 n={n} {level:?}: {got} vs {want}"
-                );
+                assert!((got - want).abs() <= 1e-14 * abs_dot(&a, &b), "f64 n={n} {level:?}: {got} vs {want}");
             }
         }
     }
@@ -236,10 +201,7 @@ mod tests {
             }
         }
         assert!(worst_rel < 1e-6, "worst relative error {worst_rel:e}");
-        assert!(
-            worst_scaled < 1e-9,
-            "worst error / Σ|a_i b_i| = {worst_scaled:e}"
-        );
+        assert!(worst_scaled < 1e-9, "worst error / Σ|a_i b_i| = {worst_scaled:e}");
     }
 
     #[test]
@@ -274,16 +236,8 @@ mod tests {
             let (a, b) = (normals::<f32>(5, n), normals::<f32>(6, n));
             let (c, e) = (normals::<f64>(5, n), normals::<f64>(6, n));
             for &level in &levels[1..] {
-                assert_eq!(
-                    dot_at(levels[0], &a, &b).to_bits(),
-                    dot_at(level, &a, &b).to_bits(),
-                    "f32 n={n}"
-                );
-                assert_eq!(
-                    dot_at(levels[0], &c, &e).to_bits(),
-                    dot_at(level, &c, &e).to_bits(),
-                    "f64 n={n}"
-                );
+                assert_eq!(dot_at(levels[0], &a, &b).to_bits(), dot_at(level, &a, &b).to_bits(), "f32 n={n}");
+                assert_eq!(dot_at(levels[0], &c, &e).to_bits(), dot_at(level, &c, &e).to_bits(), "f64 n={n}");
             }
         }
     }

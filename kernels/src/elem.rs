@@ -100,10 +100,7 @@ impl Elem for f32 {
     }
     #[inline(always)]
     fn acc_flush<K: Lanes>(k: K, acc: (K::F, K::D)) -> (K::F, K::D) {
-        let d = k.f64_add(
-            k.f64_add(acc.1, k.f32_lo_to_f64(acc.0)),
-            k.f32_hi_to_f64(acc.0),
-        );
+        let d = k.f64_add(k.f64_add(acc.1, k.f32_lo_to_f64(acc.0)), k.f32_hi_to_f64(acc.0));
         (k.f32_splat(0.0), d)
     }
     #[inline(always)]
@@ -195,9 +192,5 @@ pub(crate) fn same<T: Real, E: Elem>(x: &[T]) -> Option<&[E]> {
 
 #[inline(always)]
 pub(crate) fn same_mut<T: Real, E: Elem>(x: &mut [T]) -> Option<&mut [E]> {
-    if core::any::TypeId::of::<T>() == core::any::TypeId::of::<E>() {
-        Some(bytemuck::cast_slice_mut(x))
-    } else {
-        None
-    }
+    if core::any::TypeId::of::<T>() == core::any::TypeId::of::<E>() { Some(bytemuck::cast_slice_mut(x)) } else { None }
 }

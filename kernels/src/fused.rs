@@ -48,9 +48,7 @@ pub fn draw_pair_and_project<T: Real, const P: usize>(
 ) -> PairProjections<P> {
     let d = x.len();
     assert!(
-        xi.len() == d
-            && shift.iter().all(|s| s.1.len() == d)
-            && probes.iter().all(|p| p.len() == d),
+        xi.len() == d && shift.iter().all(|s| s.1.len() == d) && probes.iter().all(|p| p.len() == d),
         "draw_pair_and_project: every vector must have length d = {d}"
     );
     if shift.len() > MAX_FUSED_TERMS {
@@ -82,16 +80,7 @@ fn draw_pair_typed<E: Elem, T: Real, const P: usize>(
     ) -> PairProjections<P> {
         let level = rng.simd_level();
         let shift = typed_terms::<T, E, N>(shift);
-        dispatch(
-            level,
-            DrawPair::<E, N, P> {
-                s: rng.words_mut(),
-                x,
-                xi,
-                shift,
-                probes,
-            },
-        )
+        dispatch(level, DrawPair::<E, N, P> { s: rng.words_mut(), x, xi, shift, probes })
     }
     let probes = probes.map(|p| same::<T, E>(p).expect("same type"));
     match shift.len() {
@@ -157,15 +146,7 @@ fn combine_typed<E: Elem, T: Real, const P: usize>(
         probes: [&[E]; P],
     ) -> ([f64; P], f64) {
         let terms = typed_terms::<T, E, N>(terms);
-        dispatch(
-            level,
-            Combine::<E, N, P> {
-                w,
-                alpha,
-                terms,
-                probes,
-            },
-        )
+        dispatch(level, Combine::<E, N, P> { w, alpha, terms, probes })
     }
     let probes = probes.map(|p| same::<T, E>(p).expect("same type"));
     let alpha = E::from_f64(alpha);
@@ -180,12 +161,7 @@ fn combine_typed<E: Elem, T: Real, const P: usize>(
 
 /// The first `N` of `list` with coefficients in `E` (`N ≤ list.len()`).
 fn typed_terms<'a, T: Real, E: Elem, const N: usize>(list: &[(f64, &'a [T])]) -> [(E, &'a [E]); N] {
-    core::array::from_fn(|j| {
-        (
-            E::from_f64(list[j].0),
-            same::<T, E>(list[j].1).expect("same type"),
-        )
-    })
+    core::array::from_fn(|j| (E::from_f64(list[j].0), same::<T, E>(list[j].1).expect("same type")))
 }
 
 struct DrawPair<'a, E, const N: usize, const P: usize> {
@@ -210,13 +186,7 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for DrawPair<'_, E, N, P> {
 
     #[inline(always)]
     fn run<K: Lanes>(self, k: K) -> PairProjections<P> {
-        let Self {
-            s,
-            x,
-            xi,
-            shift,
-            probes,
-        } = self;
+        let Self { s, x, xi, shift, probes } = self;
         let d = x.len();
         let full_blocks = d / BLOCK;
         let base = full_blocks * BLOCK;
@@ -244,13 +214,7 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for DrawPair<'_, E, N, P> {
         }
 
         let zero = E::acc_zero(k);
-        let mut acc = PairAcc {
-            x_dot: [zero; P],
-            xi_dot: [zero; P],
-            xx: zero,
-            xixi: zero,
-            xxi: zero,
-        };
+        let mut acc = PairAcc { x_dot: [zero; P], xi_dot: [zero; P], xx: zero, xixi: zero, xxi: zero };
         let mut probe_v = [E::splat(k, E::default()); P];
         for b in 0..full_blocks {
             let z = E::block(k, &mut gx);
@@ -286,12 +250,7 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for DrawPair<'_, E, N, P> {
                 }
                 let mut xv = z[h];
                 for j in 0..N {
-                    xv = E::fma(
-                        k,
-                        E::load(k, &padded(&shift[j].1[base + lo..base + hi])),
-                        coef[j],
-                        xv,
-                    );
+                    xv = E::fma(k, E::load(k, &padded(&shift[j].1[base + lo..base + hi])), coef[j], xv);
                 }
                 let xv = store_head(k, xv, &mut x_rest[lo..hi]);
                 let gv = store_head(k, g[h], &mut xi_rest[lo..hi]);
@@ -303,13 +262,7 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for DrawPair<'_, E, N, P> {
         }
         gxi.store(k, s);
 
-        let mut out = PairProjections {
-            x_dot: [0.0; P],
-            xi_dot: [0.0; P],
-            xx: 0.0,
-            xixi: 0.0,
-            xxi: 0.0,
-        };
+        let mut out = PairProjections { x_dot: [0.0; P], xi_dot: [0.0; P], xx: 0.0, xixi: 0.0, xxi: 0.0 };
         for p in 0..P {
             out.x_dot[p] = E::acc_sum(k, acc.x_dot[p]);
             out.xi_dot[p] = E::acc_sum(k, acc.xi_dot[p]);
@@ -373,12 +326,7 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for Combine<'_, E, N, P> {
 
     #[inline(always)]
     fn run<K: Lanes>(self, k: K) -> ([f64; P], f64) {
-        let Self {
-            w,
-            alpha,
-            terms,
-            probes,
-        } = self;
+        let Self { w, alpha, terms, probes } = self;
         let (wc, w_tail) = chunks_mut(w);
         let n = wc.len();
         let a = E::splat(k, alpha);
@@ -476,10 +424,7 @@ mod tests {
     }
 
     fn abs_dot<T: Real>(a: &[T], b: &[T]) -> f64 {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x.to_f64() * y.to_f64()).abs())
-            .sum()
+        a.iter().zip(b).map(|(x, y)| (x.to_f64() * y.to_f64()).abs()).sum()
     }
 
     /// Tolerance of an accumulated dot product: 1e-6 (f32) or 1e-12 (f64) relative, or, where
@@ -493,10 +438,7 @@ mod tests {
             (1e-12, (a.len() / 8 + 2) as f64 * f64::EPSILON / 2.0)
         };
         let tol = (rel * want.abs()).max(bound * abs_dot(a, b));
-        assert!(
-            (got - want).abs() <= tol,
-            "{what}: {got} vs {want} (tolerance {tol:e})"
-        );
+        assert!((got - want).abs() <= tol, "{what}: {got} vs {want} (tolerance {tol:e})");
     }
 
     fn check_draw_pair<T: Real, const P: usize>(
@@ -505,11 +447,7 @@ mod tests {
         n_shift: usize,
     ) -> (Vec<T>, Vec<T>, PairProjections<P>) {
         let shift_v: Vec<Vec<T>> = (0..n_shift).map(|j| unit(100 + j as u64, d)).collect();
-        let shift: Vec<(f64, &[T])> = shift_v
-            .iter()
-            .enumerate()
-            .map(|(j, e)| (1.5 - 0.7 * j as f64, &e[..]))
-            .collect();
+        let shift: Vec<(f64, &[T])> = shift_v.iter().enumerate().map(|(j, e)| (1.5 - 0.7 * j as f64, &e[..])).collect();
         let probe_v: Vec<Vec<T>> = (0..P).map(|p| unit(200 + p as u64, d)).collect();
         let probes: [&[T]; P] = core::array::from_fn(|p| &probe_v[p][..]);
 
@@ -519,38 +457,15 @@ mod tests {
         let (mut x, mut xi) = (vec![T::default(); d], vec![T::default(); d]);
         let got = draw_pair_and_project(&mut rng, &mut x, &mut xi, &shift, probes);
         let (mut x_ref, mut xi_ref) = (vec![T::default(); d], vec![T::default(); d]);
-        let want =
-            reference::draw_pair_and_project(&mut rng_ref, &mut x_ref, &mut xi_ref, &shift, probes);
+        let want = reference::draw_pair_and_project(&mut rng_ref, &mut x_ref, &mut xi_ref, &shift, probes);
 
         let what = format!("{} d={d} shifts={n_shift} P={P} {level:?}", T::NAME);
-        assert!(
-            x.iter()
-                .zip(&x_ref)
-                .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()),
-            "x differs: {what}"
-        );
-        assert!(
-            xi.iter()
-                .zip(&xi_ref)
-                .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()),
-            "ξ differs: {what}"
-        );
+        assert!(x.iter().zip(&x_ref).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()), "x differs: {what}");
+        assert!(xi.iter().zip(&xi_ref).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()), "ξ differs: {what}");
         assert_eq!(rng.state(), rng_ref.state(), "stream position: {what}");
         for (p, probe) in probes.iter().enumerate() {
-            assert_dot(
-                got.x_dot[p],
-                want.x_dot[p],
-                probe,
-                &x,
-                &format!("x_dot[{p}] {what}"),
-            );
-            assert_dot(
-                got.xi_dot[p],
-                want.xi_dot[p],
-                probe,
-                &xi,
-                &format!("xi_dot[{p}] {what}"),
-            );
+            assert_dot(got.x_dot[p], want.x_dot[p], probe, &x, &format!("x_dot[{p}] {what}"));
+            assert_dot(got.xi_dot[p], want.xi_dot[p], probe, &xi, &format!("xi_dot[{p}] {what}"));
         }
         assert_dot(got.xx, want.xx, &x, &x, &format!("xx {what}"));
         assert_dot(got.xixi, want.xixi, &xi, &xi, &format!("xixi {what}"));
@@ -565,12 +480,7 @@ mod tests {
                 let first = check_draw_pair::<T, 3>(levels[0], d, n_shift);
                 for &level in &levels[1..] {
                     let other = check_draw_pair::<T, 3>(level, d, n_shift);
-                    assert!(
-                        first == other,
-                        "{} d={d} shifts={n_shift}: {:?} and {level:?} differ",
-                        T::NAME,
-                        levels[0]
-                    );
+                    assert!(first == other, "{} d={d} shifts={n_shift}: {:?} and {level:?} differ", T::NAME, levels[0]);
                 }
             }
             check_draw_pair::<T, 0>(levels[0], d, 2);
@@ -588,17 +498,10 @@ mod tests {
         draw_pair_all::<f64>();
     }
 
-    fn check_combine<T: Real, const P: usize>(
-        level: SimdLevel,
-        d: usize,
-        n_terms: usize,
-    ) -> (Vec<T>, [f64; P], f64) {
+    fn check_combine<T: Real, const P: usize>(level: SimdLevel, d: usize, n_terms: usize) -> (Vec<T>, [f64; P], f64) {
         let term_v: Vec<Vec<T>> = (0..n_terms).map(|j| normals(300 + j as u64, d)).collect();
-        let terms: Vec<(f64, &[T])> = term_v
-            .iter()
-            .enumerate()
-            .map(|(j, t)| (0.01 * (j as f64 - 1.5), &t[..]))
-            .collect();
+        let terms: Vec<(f64, &[T])> =
+            term_v.iter().enumerate().map(|(j, t)| (0.01 * (j as f64 - 1.5), &t[..])).collect();
         let probe_v: Vec<Vec<T>> = (0..P).map(|p| unit(400 + p as u64, d)).collect();
         let probes: [&[T]; P] = core::array::from_fn(|p| &probe_v[p][..]);
         let w0: Vec<T> = unit(500, d);
@@ -609,20 +512,9 @@ mod tests {
         let (dots_ref, norm_ref) = reference::combine_and_project(&mut w_ref, 0.9, &terms, probes);
 
         let what = format!("{} d={d} terms={n_terms} P={P} {level:?}", T::NAME);
-        assert!(
-            w.iter()
-                .zip(&w_ref)
-                .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()),
-            "w differs: {what}"
-        );
+        assert!(w.iter().zip(&w_ref).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()), "w differs: {what}");
         for p in 0..P {
-            assert_dot(
-                dots[p],
-                dots_ref[p],
-                probes[p],
-                &w,
-                &format!("dot[{p}] {what}"),
-            );
+            assert_dot(dots[p], dots_ref[p], probes[p], &w, &format!("dot[{p}] {what}"));
         }
         assert_dot(norm, norm_ref, &w, &w, &format!("norm {what}"));
         (w, dots, norm)
@@ -635,12 +527,7 @@ mod tests {
                 let first = check_combine::<T, 3>(levels[0], d, n_terms);
                 for &level in &levels[1..] {
                     let other = check_combine::<T, 3>(level, d, n_terms);
-                    assert!(
-                        first == other,
-                        "{} d={d} terms={n_terms}: {:?} and {level:?} differ",
-                        T::NAME,
-                        levels[0]
-                    );
+                    assert!(first == other, "{} d={d} terms={n_terms}: {:?} and {level:?} differ", T::NAME, levels[0]);
                 }
             }
             check_combine::<T, 0>(levels[0], d, 1);

@@ -85,12 +85,7 @@ fn step<K: Lanes>(k: K, s: &mut [K::U; 4]) -> K::U {
     // The reference's five in-place xors (s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t),
     // written on the old words so that three of them are one ternary op each on AVX-512.
     let t = k.u64_shl::<17>(s1);
-    *s = [
-        k.xor3(s0, s3, s1),
-        k.xor3(s1, s2, s0),
-        k.xor3(s2, s0, t),
-        k.u64_rotl::<45>(k.xor(s3, s1)),
-    ];
+    *s = [k.xor3(s0, s3, s1), k.xor3(s1, s2, s0), k.xor3(s2, s0, t), k.u64_rotl::<45>(k.xor(s3, s1))];
     out
 }
 
@@ -187,15 +182,8 @@ pub(crate) fn block_f32<K: Lanes>(k: K, g: &mut Xoshiro<K>) -> [K::F; 2] {
     // The exponent of ix is e' + 32; −2·ln2·e' = fma(e' + 32, A, −32·A) with A = −2·ln2 in f32,
     // exactly as a product e'·A would be rounded (−32·A is exact).
     const A: f32 = -2.0 * core::f32::consts::LN_2;
-    let e_term = k.f32_fma(
-        k.f32_exponent(k.f32_from_bits(ix)),
-        k.f32_splat(A),
-        k.f32_splat(-32.0 * A),
-    );
-    let m = k.f32_from_bits(k.u32_add(
-        k.and(ix, k.u32_splat(0x007f_ffff)),
-        k.u32_splat(F32_SQRT_HALF),
-    ));
+    let e_term = k.f32_fma(k.f32_exponent(k.f32_from_bits(ix)), k.f32_splat(A), k.f32_splat(-32.0 * A));
+    let m = k.f32_from_bits(k.u32_add(k.and(ix, k.u32_splat(0x007f_ffff)), k.u32_splat(F32_SQRT_HALF)));
     let f = k.f32_sub(m, k.f32_splat(1.0));
     let r = k.f32_sqrt(k.f32_fma(horner_f32(k, f, &LN_F32), f, e_term));
 
@@ -211,10 +199,7 @@ pub(crate) fn block_f32<K: Lanes>(k: K, g: &mut Xoshiro<K>) -> [K::F; 2] {
 
     // Quarter turns: negate the cosine term on bit 31, swap on bit 30.
     let rc = k.f32_from_bits(k.xor_and(k.f32_to_bits(rc), ybits, k.u32_splat(0x8000_0000)));
-    [
-        k.f32_select_bit::<30>(ybits, rs, rc),
-        k.f32_select_bit::<30>(ybits, rc, rs),
-    ]
+    [k.f32_select_bit::<30>(ybits, rs, rc), k.f32_select_bit::<30>(ybits, rc, rs)]
 }
 
 /// 32 f64 normals from one generator step: positions `[0..8, 8..16, 16..24, 24..32]`.
@@ -237,40 +222,21 @@ fn pair_f64<K: Lanes>(k: K, o: K::U) -> (K::D, K::D) {
     const TWO52: f64 = 4_503_599_627_370_496.0;
 
     // v = k + ½ exactly.
-    let v = k.f64_sub(
-        k.f64_from_bits(k.or(k.u64_shr::<32>(o), magic)),
-        k.f64_splat(TWO52 - 0.5),
-    );
+    let v = k.f64_sub(k.f64_from_bits(k.or(k.u64_shr::<32>(o), magic)), k.f64_splat(TWO52 - 0.5));
     let ix = k.u64_add(k.f64_to_bits(v), k.u64_splat(F64_ONE - F64_SQRT_HALF));
     let e = k.f64_sub(k.f64_exponent(k.f64_from_bits(ix)), k.f64_splat(32.0));
-    let m = k.f64_from_bits(k.u64_add(
-        k.and(ix, k.u64_splat(0x000f_ffff_ffff_ffff)),
-        k.u64_splat(F64_SQRT_HALF),
-    ));
+    let m = k.f64_from_bits(k.u64_add(k.and(ix, k.u64_splat(0x000f_ffff_ffff_ffff)), k.u64_splat(F64_SQRT_HALF)));
     let one = k.f64_splat(1.0);
     // ln m = 2 atanh(t), t = (m − 1)/(m + 1) ∈ [−0.172, 0.172].
     let t = k.f64_div(k.f64_sub(m, one), k.f64_add(m, one));
     let t2 = k.f64_mul(t, t);
-    let ln_m = k.f64_mul(
-        t,
-        k.f64_fma(horner_f64(k, t2, &ATANH_F64), t2, k.f64_splat(2.0)),
-    );
-    let ln_u = k.f64_fma(
-        e,
-        k.f64_splat(LN2_HI),
-        k.f64_fma(e, k.f64_splat(LN2_LO), ln_m),
-    );
+    let ln_m = k.f64_mul(t, k.f64_fma(horner_f64(k, t2, &ATANH_F64), t2, k.f64_splat(2.0)));
+    let ln_u = k.f64_fma(e, k.f64_splat(LN2_HI), k.f64_fma(e, k.f64_splat(LN2_LO), ln_m));
     let r = k.f64_sqrt(k.f64_mul(ln_u, k.f64_splat(-2.0)));
 
     // t = 4·(y mod 2³⁰) + 2 − 2³¹, exactly; φ = t·π/2³³.
-    let y4 = k.or(
-        k.and(k.u64_shl::<2>(o), k.u64_splat(0xffff_fffc)),
-        k.u64_splat(2),
-    );
-    let tphi = k.f64_sub(
-        k.f64_from_bits(k.or(y4, magic)),
-        k.f64_splat(TWO52 + 2_147_483_648.0),
-    );
+    let y4 = k.or(k.and(k.u64_shl::<2>(o), k.u64_splat(0xffff_fffc)), k.u64_splat(2));
+    let tphi = k.f64_sub(k.f64_from_bits(k.or(y4, magic)), k.f64_splat(TWO52 + 2_147_483_648.0));
     let phi = k.f64_mul(tphi, k.f64_splat(core::f64::consts::PI / 8_589_934_592.0));
     let phi2 = k.f64_mul(phi, phi);
     let sin_over_phi = k.f64_fma(horner_f64(k, phi2, &SIN_F64), phi2, one);
@@ -279,13 +245,6 @@ fn pair_f64<K: Lanes>(k: K, o: K::U) -> (K::D, K::D) {
     let rs = k.f64_mul(k.f64_mul(r, phi), sin_over_phi);
 
     // Negate the cosine term on bit 31 of y (moved to the sign bit), swap on bit 30.
-    let rc = k.f64_from_bits(k.xor_and(
-        k.f64_to_bits(rc),
-        k.u64_shl::<32>(o),
-        k.u64_splat(0x8000_0000_0000_0000),
-    ));
-    (
-        k.f64_select_bit::<30>(o, rs, rc),
-        k.f64_select_bit::<30>(o, rc, rs),
-    )
+    let rc = k.f64_from_bits(k.xor_and(k.f64_to_bits(rc), k.u64_shl::<32>(o), k.u64_splat(0x8000_0000_0000_0000)));
+    (k.f64_select_bit::<30>(o, rs, rc), k.f64_select_bit::<30>(o, rc, rs))
 }

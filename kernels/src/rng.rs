@@ -52,18 +52,13 @@ impl NormalRng {
             g.jump();
         }
         let s = core::array::from_fn(|w| core::array::from_fn(|l| lanes[l][w]));
-        Self {
-            s,
-            level: SimdLevel::detect(),
-        }
+        Self { s, level: SimdLevel::detect() }
     }
 
     /// The full generator state, lane by lane: `state[4·l + w]` is word `w` of lane `l`'s
     /// xoshiro256 state. [`NormalRng::from_state`] restores it exactly.
     pub fn state(&self) -> Vec<u64> {
-        (0..LANES)
-            .flat_map(|l| (0..4).map(move |w| self.s[w][l]))
-            .collect()
+        (0..LANES).flat_map(|l| (0..4).map(move |w| self.s[w][l])).collect()
     }
 
     /// The generator whose [`NormalRng::state`] is `state`.
@@ -72,26 +67,18 @@ impl NormalRng {
     /// state xoshiro never leaves or reaches).
     pub fn from_state(state: &[u64]) -> Result<Self, String> {
         if state.len() != STATE_WORDS {
-            return Err(format!(
-                "NormalRng state must have {STATE_WORDS} words, got {}",
-                state.len()
-            ));
+            return Err(format!("NormalRng state must have {STATE_WORDS} words, got {}", state.len()));
         }
         let mut s = [[0u64; LANES]; 4];
         for (l, words) in state.chunks_exact(4).enumerate() {
             if words.iter().all(|&w| w == 0) {
-                return Err(format!(
-                    "NormalRng state: lane {l} is all zero, which xoshiro256 never reaches"
-                ));
+                return Err(format!("NormalRng state: lane {l} is all zero, which xoshiro256 never reaches"));
             }
             for w in 0..4 {
                 s[w][l] = words[w];
             }
         }
-        Ok(Self {
-            s,
-            level: SimdLevel::detect(),
-        })
+        Ok(Self { s, level: SimdLevel::detect() })
     }
 
     /// The same stream, computed at `level` (the numbers do not change; this is for tests and
@@ -100,10 +87,7 @@ impl NormalRng {
     /// # Panics
     /// If the CPU does not support `level`.
     pub fn with_simd_level(mut self, level: SimdLevel) -> Self {
-        assert!(
-            level.is_available(),
-            "SIMD level {level:?} is not available on this CPU"
-        );
+        assert!(level.is_available(), "SIMD level {level:?} is not available on this CPU");
         self.level = level;
         self
     }
@@ -117,21 +101,9 @@ impl NormalRng {
     pub fn fill<T: Real>(&mut self, out: &mut [T]) {
         let level = self.level;
         if let Some(out) = same_mut::<T, f32>(out) {
-            dispatch(
-                level,
-                Fill {
-                    s: &mut self.s,
-                    out,
-                },
-            );
+            dispatch(level, Fill { s: &mut self.s, out });
         } else if let Some(out) = same_mut::<T, f64>(out) {
-            dispatch(
-                level,
-                Fill {
-                    s: &mut self.s,
-                    out,
-                },
-            );
+            dispatch(level, Fill { s: &mut self.s, out });
         } else {
             // A `Real` other than f32/f64: draw in f64 and convert.
             let mut buf = [0.0f64; BLOCK];
@@ -276,15 +248,10 @@ mod tests {
                     let p = b * BLOCK + position(l);
                     // Error of r·cos(φ) relative to r (ln near u = 1 is the ill-conditioned part).
                     let r = a.hypot(c);
-                    worst = worst
-                        .max((z[p] - a).abs() / r.max(1e-300))
-                        .max((z[p + 16] - c).abs() / r.max(1e-300));
+                    worst = worst.max((z[p] - a).abs() / r.max(1e-300)).max((z[p + 16] - c).abs() / r.max(1e-300));
                 }
             }
-            assert!(
-                worst < 1e-14,
-                "f64 normals differ from the reference transform by {worst:e} (relative to r)"
-            );
+            assert!(worst < 1e-14, "f64 normals differ from the reference transform by {worst:e} (relative to r)");
         }
     }
 
@@ -307,14 +274,8 @@ mod tests {
                 }
                 worst_abs = worst_abs.max(err);
             }
-            assert!(
-                worst_ulps < 4.0,
-                "f32 and f64 streams differ by {worst_ulps} f32 ulps where r > 0.1"
-            );
-            assert!(
-                worst_abs < 2.5e-4,
-                "f32 and f64 streams differ by {worst_abs:e}"
-            );
+            assert!(worst_ulps < 4.0, "f32 and f64 streams differ by {worst_ulps} f32 ulps where r > 0.1");
+            assert!(worst_abs < 2.5e-4, "f32 and f64 streams differ by {worst_abs:e}");
         }
     }
 
@@ -340,16 +301,8 @@ mod tests {
             };
             let levels = levels();
             for &level in &levels[1..] {
-                assert!(
-                    run32(levels[0]) == run32(level),
-                    "f32: {:?} and {level:?} differ",
-                    levels[0]
-                );
-                assert!(
-                    run64(levels[0]) == run64(level),
-                    "f64: {:?} and {level:?} differ",
-                    levels[0]
-                );
+                assert!(run32(levels[0]) == run32(level), "f32: {:?} and {level:?} differ", levels[0]);
+                assert!(run64(levels[0]) == run64(level), "f64: {:?} and {level:?} differ", levels[0]);
             }
         }
     }
@@ -358,11 +311,7 @@ mod tests {
     fn chunkings_on_block_boundaries_give_the_same_stream() {
         let mut whole = vec![0.0f32; 10 * BLOCK];
         NormalRng::from_seed(3).fill(&mut whole);
-        for cuts in [
-            vec![BLOCK],
-            vec![3 * BLOCK, 4 * BLOCK],
-            vec![BLOCK, 2 * BLOCK, 9 * BLOCK],
-        ] {
+        for cuts in [vec![BLOCK], vec![3 * BLOCK, 4 * BLOCK], vec![BLOCK, 2 * BLOCK, 9 * BLOCK]] {
             let mut rng = NormalRng::from_seed(3);
             let mut parts = vec![0.0f32; 10 * BLOCK];
             let mut start = 0;
@@ -407,11 +356,7 @@ mod tests {
         assert!(NormalRng::from_state(&saved[1..]).is_err());
         let mut zero_lane = saved.clone();
         zero_lane[8..12].fill(0);
-        assert!(
-            NormalRng::from_state(&zero_lane)
-                .unwrap_err()
-                .contains("lane 2")
-        );
+        assert!(NormalRng::from_state(&zero_lane).unwrap_err().contains("lane 2"));
     }
 
     /// Moments, tail and serial correlations of `n` normals from `fill::<T>` in chunks of 2²⁰.
@@ -448,10 +393,7 @@ mod tests {
         assert!(mean.abs() < 5.0 / nf.sqrt(), "mean {mean}");
         // Var(z²) = 2, Var(z⁴) = E z⁸ − 9 = 96.
         let var = s2 / nf;
-        assert!(
-            (var - 1.0).abs() < 5.0 * (2.0 / nf).sqrt(),
-            "variance {var}"
-        );
+        assert!((var - 1.0).abs() < 5.0 * (2.0 / nf).sqrt(), "variance {var}");
         let m4 = s4 / nf;
         assert!((m4 - 3.0).abs() < 5.0 * (96.0 / nf).sqrt(), "E z^4 = {m4}");
         // Tail count is Binomial(n, p), p = 2(1 − Φ(t)) = erfc(t/√2).
@@ -466,10 +408,7 @@ mod tests {
             let r = c[j] / nf;
             assert!(r.abs() < 5.0 / nf.sqrt(), "lag {lag}: correlation {r}");
             let r2 = c2[j] / nf;
-            assert!(
-                r2.abs() < 5.0 * 2.0 / nf.sqrt(),
-                "lag {lag}: covariance of squares {r2}"
-            );
+            assert!(r2.abs() < 5.0 * 2.0 / nf.sqrt(), "lag {lag}: covariance of squares {r2}");
         }
     }
 
@@ -507,16 +446,8 @@ mod tests {
         for seed in SEEDS {
             let d32 = ks::<f32>(seed, n);
             let d64 = ks::<f64>(seed, n);
-            assert!(
-                d32 * (n as f64).sqrt() < 1.95,
-                "f32 seed {seed}: √n·D = {}",
-                d32 * (n as f64).sqrt()
-            );
-            assert!(
-                d64 * (n as f64).sqrt() < 1.95,
-                "f64 seed {seed}: √n·D = {}",
-                d64 * (n as f64).sqrt()
-            );
+            assert!(d32 * (n as f64).sqrt() < 1.95, "f32 seed {seed}: √n·D = {}", d32 * (n as f64).sqrt());
+            assert!(d64 * (n as f64).sqrt() < 1.95, "f64 seed {seed}: √n·D = {}", d64 * (n as f64).sqrt());
         }
     }
 }

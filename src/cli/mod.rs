@@ -193,7 +193,12 @@ fn exponent_reports(cfg: &Config) -> Vec<(f64, crate::theory::ExponentReport)> {
 /// SPEC §2.9: print k* of every configured direction before training, with any warning.
 fn print_exponents_before_training(cfg: &Config) {
     for (a, r) in exponent_reports(cfg) {
-        eprintln!("diffusion information exponents at a² = {:.3} (σ = {}, b = {}):", a * a, cfg.denoiser.activation, cfg.denoiser.b);
+        eprintln!(
+            "diffusion information exponents at a² = {:.3} (σ = {}, b = {}):",
+            a * a,
+            cfg.denoiser.activation,
+            cfg.denoiser.b
+        );
         for d in &r.directions {
             eprintln!(
                 "  {:>4}: k_data = {}, k* = {}{}{}",
@@ -206,7 +211,10 @@ fn print_exponents_before_training(cfg: &Config) {
         }
     }
     if cfg.denoiser.kind != crate::config::DenoiserKind::Single {
-        eprintln!("  (k* is computed for the single-direction denoiser of the same σ; the configured denoiser is {:?})", cfg.denoiser.kind);
+        eprintln!(
+            "  (k* is computed for the single-direction denoiser of the same σ; the configured denoiser is {:?})",
+            cfg.denoiser.kind
+        );
     }
 }
 
@@ -235,7 +243,8 @@ pub fn main_with(cli: Cli) -> i32 {
             if let Some(ce) = e.downcast_ref::<ConfigError>() {
                 eprintln!("error: {ce}");
                 EXIT_BAD_INPUT
-            } else if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData) {
+            } else if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+            {
                 // A truncated, foreign or malformed store file.
                 eprintln!("error: {e:#}");
                 EXIT_BAD_INPUT
@@ -285,7 +294,8 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     let wall = t0.elapsed().as_secs_f64();
     let steps: u64 = results.iter().map(|r| r.outcome.steps).sum();
     let dirs = cfg.directions();
-    let final_overlaps: Vec<[f64; 3]> = results.iter().map(|r| r.records.last().map(|x| x.overlaps).unwrap_or([f64::NAN; 3])).collect();
+    let final_overlaps: Vec<[f64; 3]> =
+        results.iter().map(|r| r.records.last().map(|x| x.overlaps).unwrap_or([f64::NAN; 3])).collect();
     let rec_samples = study::recovery_samples(&cfg, &[d], &results, 0);
     let _ = rec_samples;
     let recovery: Vec<serde_json::Value> = dirs
@@ -343,7 +353,11 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         }
         if cfg.observe.eval {
             let ev: Vec<_> = results.iter().filter_map(|r| r.records[k].eval).collect();
-            print!("  {:>10.3}  {:>10.4}", median(ev.iter().map(|e| e.data).collect()), median(ev.iter().map(|e| e.gap).collect()));
+            print!(
+                "  {:>10.3}  {:>10.4}",
+                median(ev.iter().map(|e| e.data).collect()),
+                median(ev.iter().map(|e| e.gap).collect())
+            );
         }
         println!();
     }
@@ -371,10 +385,7 @@ fn fmt_opt(v: Option<f64>, prec: usize) -> String {
 /// Prints the exponents table of a study.
 pub fn print_study(s: &StudySummary) {
     println!("fitted exponents (n̂* = {}-quantile of samples to |α| ≥ θ; 95 % bootstrap CIs)", s.quantile);
-    println!(
-        "{:>9}  {:>22}  {:>26}",
-        "direction", "slope  [CI]", "log-corrected  [CI]"
-    );
+    println!("{:>9}  {:>22}  {:>26}", "direction", "slope  [CI]", "log-corrected  [CI]");
     for e in &s.exponents {
         println!(
             "{:>9}  {:>6} [{}, {}]  {:>10} [{}, {}]",
@@ -428,7 +439,13 @@ fn cmd_study(a: StudyArgs) -> Result<()> {
     if !quiet {
         print_exponents_before_training(&cfg);
         let shard = a.shard.map(|s| format!(", shard {}/{}", s.index, s.count)).unwrap_or_default();
-        eprintln!("diffexp study `{}`: d ∈ {:?}, {} walkers per d{shard} → {}", cfg.experiment.name, dims, cfg.train.walkers, out.display());
+        eprintln!(
+            "diffexp study `{}`: d ∈ {:?}, {} walkers per d{shard} → {}",
+            cfg.experiment.name,
+            dims,
+            cfg.train.walkers,
+            out.display()
+        );
     }
     let bar = progress::StepProgress::new(quiet);
     let opts = StoreOptions { out: &out, command: "study", shard: a.shard, resume: a.resume, durable: a.fsync };
@@ -497,9 +514,13 @@ fn cmd_exponent(a: ExponentArgs) -> Result<()> {
     let cfg = load_config(&a.common)?;
     let reports = exponent_reports(&cfg);
     if a.common.json {
-        let levels: Vec<_> = reports.iter().map(|(lvl, r)| json!({"a": lvl, "signal_fraction": lvl * lvl, "report": r})).collect();
+        let levels: Vec<_> =
+            reports.iter().map(|(lvl, r)| json!({"a": lvl, "signal_fraction": lvl * lvl, "report": r})).collect();
         let orders: Vec<_> = reports[0].1.directions.iter().map(|d| json!({"direction": d.direction, "k_data": d.k_data, "k_star": d.k_star, "attractive": d.attractive})).collect();
-        println!("{}", serde_json::to_string(&json!({"command": "exponent", "orders": orders, "levels": levels, "config": cfg}))?);
+        println!(
+            "{}",
+            serde_json::to_string(&json!({"command": "exponent", "orders": orders, "levels": levels, "config": cfg}))?
+        );
     } else {
         for (lvl, r) in &reports {
             println!("noise level a² = {:.4}", lvl * lvl);
@@ -511,7 +532,12 @@ fn cmd_exponent(a: ExponentArgs) -> Result<()> {
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
     if a.dims.iter().any(|&d| d < 3) {
-        return Err(ConfigError { field: "--dims".into(), value: format!("{:?}", a.dims), allowed: "every d ≥ 3".into() }.into());
+        return Err(ConfigError {
+            field: "--dims".into(),
+            value: format!("{:?}", a.dims),
+            allowed: "every d ≥ 3".into(),
+        }
+        .into());
     }
     if !(a.secs > 0.0 && a.secs.is_finite()) {
         return Err(ConfigError { field: "--secs".into(), value: a.secs.to_string(), allowed: "> 0".into() }.into());

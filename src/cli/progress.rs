@@ -17,9 +17,11 @@ impl StepProgress {
             return Self { bar: None };
         }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} walker-steps  {per_sec}  ETA {eta}")
-            .expect("valid template")
-            .progress_chars("=> ");
+        let style = ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} walker-steps  {per_sec}  ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> ");
         bar.set_style(style);
         Self { bar: Some(bar) }
     }

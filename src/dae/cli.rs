@@ -5,8 +5,8 @@
 use super::collapse;
 use super::config::{DaeConfig, Precision};
 use super::generate::{
-    Axis, ProjectedTheory, SamplerSchedule, generate_batch, kde_1d, kde_2d, theory_density_1d,
-    theory_density_2d, transported_samples,
+    Axis, ProjectedTheory, SamplerSchedule, generate_batch, kde_1d, kde_2d, theory_density_1d, theory_density_2d,
+    transported_samples,
 };
 use super::hellinger::{axis_for, hellinger, law_on_axis};
 use super::net::Dae;
@@ -87,8 +87,7 @@ impl Common {
 
     fn dir(&self, cfg: &DaeConfig) -> Result<PathBuf> {
         let dir = self.out.join(&cfg.name);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(dir)
     }
 }
@@ -121,68 +120,22 @@ fn manifest(dir: &Path, name: &str, cfg: &DaeConfig, extra: Value) -> Result<()>
 }
 
 /// Writes a list of stats records as `{prefix}_*.npy`.
-pub fn write_records(
-    dir: &Path,
-    prefix: &str,
-    recs: &[StatsRecord],
-    k: usize,
-    r: usize,
-    ke: usize,
-) -> Result<()> {
+pub fn write_records(dir: &Path, prefix: &str, recs: &[StatsRecord], k: usize, r: usize, ke: usize) -> Result<()> {
     let n = recs.len();
     let cat = |f: &dyn Fn(&StatsRecord) -> Vec<f64>| recs.iter().flat_map(f).collect::<Vec<f64>>();
-    write(
-        dir,
-        &format!("{prefix}_theta.npy"),
-        &[n],
-        &cat(&|x| vec![x.theta]),
-    )?;
-    write(
-        dir,
-        &format!("{prefix}_step.npy"),
-        &[n],
-        &cat(&|x| vec![x.step as f64]),
-    )?;
-    write(
-        dir,
-        &format!("{prefix}_M.npy"),
-        &[n, k, r],
-        &cat(&|x| x.m.clone()),
-    )?;
-    write(
-        dir,
-        &format!("{prefix}_Qcal.npy"),
-        &[n, r, r],
-        &cat(&|x| x.q_cal.clone()),
-    )?;
-    write(
-        dir,
-        &format!("{prefix}_Q.npy"),
-        &[n, r, r],
-        &cat(&|x| x.q.clone()),
-    )?;
+    write(dir, &format!("{prefix}_theta.npy"), &[n], &cat(&|x| vec![x.theta]))?;
+    write(dir, &format!("{prefix}_step.npy"), &[n], &cat(&|x| vec![x.step as f64]))?;
+    write(dir, &format!("{prefix}_M.npy"), &[n, k, r], &cat(&|x| x.m.clone()))?;
+    write(dir, &format!("{prefix}_Qcal.npy"), &[n, r, r], &cat(&|x| x.q_cal.clone()))?;
+    write(dir, &format!("{prefix}_Q.npy"), &[n, r, r], &cat(&|x| x.q.clone()))?;
     write(dir, &format!("{prefix}_b.npy"), &[n], &cat(&|x| vec![x.b]))?;
-    write(
-        dir,
-        &format!("{prefix}_G.npy"),
-        &[n, ke, r],
-        &cat(&|x| x.g.clone()),
-    )?;
-    write(
-        dir,
-        &format!("{prefix}_loss.npy"),
-        &[n],
-        &cat(&|x| vec![x.loss]),
-    )?;
+    write(dir, &format!("{prefix}_G.npy"), &[n, ke, r], &cat(&|x| x.g.clone()))?;
+    write(dir, &format!("{prefix}_loss.npy"), &[n], &cat(&|x| vec![x.loss]))?;
     Ok(())
 }
 
 /// Trains at the config's precision; returns the DAE in f64, the sink and steps/s.
-pub fn train(
-    cfg: &DaeConfig,
-    target: &Target,
-    snapshots: &[f64],
-) -> Result<(Dae<f64>, MemorySink, f64)> {
+pub fn train(cfg: &DaeConfig, target: &Target, snapshots: &[f64]) -> Result<(Dae<f64>, MemorySink, f64)> {
     let mut sink = MemorySink::default();
     let (dae, steps, secs) = match cfg.precision {
         Precision::F64 => {
@@ -192,11 +145,7 @@ pub fn train(
         Precision::F32 => {
             let o = Trainer::<f32>::run(cfg, target, 0, &mut sink, snapshots)?;
             let w = o.dae.w.iter().map(|&v| v as f64).collect();
-            (
-                Dae::new(o.dae.d, o.dae.r, w, o.dae.b, o.dae.act),
-                o.steps,
-                o.seconds,
-            )
+            (Dae::new(o.dae.d, o.dae.r, w, o.dae.b, o.dae.act), o.steps, o.seconds)
         }
     };
     Ok((dae, sink, steps as f64 / secs.max(1e-9)))
@@ -234,11 +183,7 @@ pub fn write_ode(dir: &Path, tr: &OdeTrajectory, cfg: &DaeConfig, theta_bar: f64
     write(dir, "ode_Q.npy", &[n, r, r], &tr.q.concat())?;
     write(dir, "ode_b.npy", &[n], &tr.b)?;
     write(dir, "ode_G.npy", &[n, ke, r], &tr.g.concat())?;
-    let bc: Vec<f64> = tr
-        .theta
-        .iter()
-        .map(|&t| b_closed_form(&cfg.times, theta_bar, cfg.init.b0, t))
-        .collect();
+    let bc: Vec<f64> = tr.theta.iter().map(|&t| b_closed_form(&cfg.times, theta_bar, cfg.init.b0, t)).collect();
     write(dir, "ode_b_closed.npy", &[n], &bc)?;
     Ok(())
 }
@@ -272,18 +217,7 @@ pub fn plane_axes(cfg: &DaeConfig, target: &Target) -> (Axis, Axis) {
         }
     }
     let n = cfg.generate.grid;
-    (
-        Axis {
-            lo: -half[0],
-            hi: half[0],
-            n,
-        },
-        Axis {
-            lo: -half[1],
-            hi: half[1],
-            n,
-        },
-    )
+    (Axis { lo: -half[0], hi: half[0], n }, Axis { lo: -half[1], hi: half[1], n })
 }
 
 /// Everything `generate` computes at one ϑ.
@@ -312,10 +246,7 @@ pub struct GenerationRun {
 fn sample_cov(proj: &[f64]) -> Vec<f64> {
     let n = proj.len() / 2;
     let nf = n as f64;
-    let m = [
-        proj.iter().step_by(2).sum::<f64>() / nf,
-        proj.iter().skip(1).step_by(2).sum::<f64>() / nf,
-    ];
+    let m = [proj.iter().step_by(2).sum::<f64>() / nf, proj.iter().skip(1).step_by(2).sum::<f64>() / nf];
     let mut c = vec![0.0; 4];
     for i in 0..n {
         for a in 0..2 {
@@ -330,11 +261,7 @@ fn sample_cov(proj: &[f64]) -> Vec<f64> {
 /// Trains with snapshots at every requested ϑ, integrates the ODE, and generates at each ϑ.
 pub fn generation_pipeline(cfg: &DaeConfig, target: &Target) -> Result<GenerationRun> {
     let g = &cfg.generate;
-    let mut h_thetas = if g.hellinger_thetas.is_empty() {
-        g.thetas.clone()
-    } else {
-        g.hellinger_thetas.clone()
-    };
+    let mut h_thetas = if g.hellinger_thetas.is_empty() { g.thetas.clone() } else { g.hellinger_thetas.clone() };
     h_thetas.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let mut all: Vec<f64> = g.thetas.iter().chain(&h_thetas).copied().collect();
     all.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -361,12 +288,7 @@ pub fn generation_pipeline(cfg: &DaeConfig, target: &Target) -> Result<Generatio
             law_on_axis(&target.plane_law_at(hdir, a, b), haxis)
         }
     };
-    let snap = |th: f64| {
-        sink.snapshots
-            .iter()
-            .find(|s| (s.0 - th).abs() < 1e-12)
-            .unwrap()
-    };
+    let snap = |th: f64| sink.snapshots.iter().find(|s| (s.0 - th).abs() < 1e-12).unwrap();
     let mut per_theta = Vec::new();
     let mut hell = Vec::new();
     for &th in &all {
@@ -376,15 +298,7 @@ pub fn generation_pipeline(cfg: &DaeConfig, target: &Target) -> Result<Generatio
         let gen_dens = g.thetas.contains(&th);
         let mut plane = target.plane.clone();
         plane.push(target.hellinger_dir.clone());
-        let gsamp = generate_batch(
-            cfg,
-            &dae,
-            0,
-            g.n_gen,
-            &plane,
-            if gen_dens { g.n_images } else { 0 },
-            None,
-        );
+        let gsamp = generate_batch(cfg, &dae, 0, g.n_gen, &plane, if gen_dens { g.n_images } else { 0 }, None);
         let (qc_o, b_o, g_o) = match g.theory_stats {
             super::config::TheoryStats::Ode => {
                 let (_, qc, _, b, gg) = ode.at(th);
@@ -397,22 +311,11 @@ pub fn generation_pipeline(cfg: &DaeConfig, target: &Target) -> Result<Generatio
             }
         };
         // Transport samples: the Evaluation stream, named by ϑ's bits so every ϑ has its own.
-        let seed =
-            super::target::stream_seed(cfg, th.to_bits(), crate::rng::StreamKind::Evaluation);
+        let seed = super::target::stream_seed(cfg, th.to_bits(), crate::rng::StreamKind::Evaluation);
         if gen_hell {
             // G of the Hellinger direction from the ODE: the first plane row (the direction is E's first axis).
             let g_line: Vec<f64> = g_o[..r].to_vec();
-            let p_th = theory_density_1d(
-                &g_line,
-                &qc_o,
-                b_o,
-                r,
-                cfg.activation,
-                &sched,
-                haxis,
-                g.n_z,
-                seed,
-            );
+            let p_th = theory_density_1d(&g_line, &qc_o, b_o, r, cfg.activation, &sched, haxis, g.n_z, seed);
             let ys: Vec<f64> = (0..g.n_gen).map(|i| gsamp.proj[i * 3 + 2]).collect();
             let p_sim = kde_1d(&ys, haxis);
             let conv = cfg.hellinger.convention;
@@ -423,21 +326,8 @@ pub fn generation_pipeline(cfg: &DaeConfig, target: &Target) -> Result<Generatio
             ));
         }
         if gen_dens {
-            let proj: Vec<f64> = (0..g.n_gen)
-                .flat_map(|i| [gsamp.proj[i * 3], gsamp.proj[i * 3 + 1]])
-                .collect();
-            let theory_density = theory_density_2d(
-                &g_o,
-                &qc_o,
-                b_o,
-                r,
-                cfg.activation,
-                &sched,
-                ax,
-                ay,
-                g.n_z,
-                seed,
-            );
+            let proj: Vec<f64> = (0..g.n_gen).flat_map(|i| [gsamp.proj[i * 3], gsamp.proj[i * 3 + 1]]).collect();
+            let theory_density = theory_density_2d(&g_o, &qc_o, b_o, r, cfg.activation, &sched, ax, ay, g.n_z, seed);
             let sim_density = kde_2d(&proj, ax, ay);
             // The projected-density formula on the simulated statistics (SPEC §4.13 3).
             let q_sim = dae.q_cal();
@@ -456,14 +346,7 @@ pub fn generation_pipeline(cfg: &DaeConfig, target: &Target) -> Result<Generatio
             });
         }
     }
-    Ok(GenerationRun {
-        axes: (ax, ay),
-        target_density,
-        per_theta,
-        hellinger: hell,
-        ode,
-        sink,
-    })
+    Ok(GenerationRun { axes: (ax, ay), target_density, per_theta, hellinger: hell, ode, sink })
 }
 
 fn cmd_generate(c: &Common) -> Result<Value> {
@@ -475,9 +358,7 @@ fn cmd_generate(c: &Common) -> Result<Value> {
     let per: Vec<Value> = run
         .per_theta
         .iter()
-        .map(
-            |p| json!({"theta": p.theta, "cov_theory": p.cov_theory, "cov_samples": p.cov_samples}),
-        )
+        .map(|p| json!({"theta": p.theta, "cov_theory": p.cov_theory, "cov_samples": p.cov_samples}))
         .collect();
     let summary = json!({
         "command": "generate", "name": cfg.name, "per_theta": per,
@@ -491,52 +372,17 @@ fn cmd_generate(c: &Common) -> Result<Value> {
 }
 
 /// Writes the generation pipeline's arrays.
-pub fn write_generation(
-    dir: &Path,
-    cfg: &DaeConfig,
-    target: &Target,
-    run: &GenerationRun,
-) -> Result<()> {
+pub fn write_generation(dir: &Path, cfg: &DaeConfig, target: &Target, run: &GenerationRun) -> Result<()> {
     let (ax, ay) = run.axes;
-    write(
-        dir,
-        "density_axes.npy",
-        &[2, 2],
-        &[ax.lo, ax.hi, ay.lo, ay.hi],
-    )?;
-    write(
-        dir,
-        "density_target.npy",
-        &[ay.n, ax.n],
-        &run.target_density,
-    )?;
+    write(dir, "density_axes.npy", &[2, 2], &[ax.lo, ax.hi, ay.lo, ay.hi])?;
+    write(dir, "density_target.npy", &[ay.n, ax.n], &run.target_density)?;
     for p in &run.per_theta {
         let tag = format!("{:.2}", p.theta);
-        write(
-            dir,
-            &format!("density_theory_theta{tag}.npy"),
-            &[ay.n, ax.n],
-            &p.theory_density,
-        )?;
-        write(
-            dir,
-            &format!("density_sim_theta{tag}.npy"),
-            &[ay.n, ax.n],
-            &p.sim_density,
-        )?;
-        write(
-            dir,
-            &format!("gen_proj_theta{tag}.npy"),
-            &[p.proj.len() / 2, 2],
-            &p.proj,
-        )?;
+        write(dir, &format!("density_theory_theta{tag}.npy"), &[ay.n, ax.n], &p.theory_density)?;
+        write(dir, &format!("density_sim_theta{tag}.npy"), &[ay.n, ax.n], &p.sim_density)?;
+        write(dir, &format!("gen_proj_theta{tag}.npy"), &[p.proj.len() / 2, 2], &p.proj)?;
         if !p.images.is_empty() {
-            write(
-                dir,
-                &format!("gen_images_theta{tag}.npy"),
-                &[p.images.len() / cfg.d, cfg.d],
-                &p.images,
-            )?;
+            write(dir, &format!("gen_images_theta{tag}.npy"), &[p.images.len() / cfg.d, cfg.d], &p.images)?;
         }
     }
     let h: Vec<f64> = run.hellinger.iter().flat_map(|h| [h.0, h.1, h.2]).collect();
@@ -592,45 +438,20 @@ pub fn write_collapse(
             td[iy * ax.n + ix] = law.density(&[ax.at(ix), ay.at(iy)]);
         }
     }
-    write(
-        dir,
-        "collapse_axes.npy",
-        &[2, 2],
-        &[ax.lo, ax.hi, ay.lo, ay.hi],
-    )?;
+    write(dir, "collapse_axes.npy", &[2, 2], &[ax.lo, ax.hi, ay.lo, ay.hi])?;
     write(dir, "collapse_density_target.npy", &[ay.n, ax.n], &td)?;
     for g in reps {
         let n = g.samples.n;
-        write(
-            dir,
-            &format!("collapse_gen{}_proj.npy", g.generation),
-            &[n, 2],
-            &g.samples.proj,
-        )?;
+        write(dir, &format!("collapse_gen{}_proj.npy", g.generation), &[n, 2], &g.samples.proj)?;
         write(
             dir,
             &format!("collapse_gen{}_density.npy", g.generation),
             &[ay.n, ax.n],
             &kde_2d(&g.samples.proj, ax, ay),
         )?;
-        write(
-            dir,
-            &format!("collapse_gen{}_spectrum.npy", g.generation),
-            &[g.spectrum.len()],
-            &g.spectrum,
-        )?;
-        write(
-            dir,
-            &format!("collapse_gen{}_w.npy", g.generation),
-            &[cfg.r, cfg.d],
-            &g.dae.w,
-        )?;
-        write(
-            dir,
-            &format!("collapse_gen{}_hellinger.npy", g.generation),
-            &[2],
-            &g.hellinger_pc,
-        )?;
+        write(dir, &format!("collapse_gen{}_spectrum.npy", g.generation), &[g.spectrum.len()], &g.spectrum)?;
+        write(dir, &format!("collapse_gen{}_w.npy", g.generation), &[cfg.r, cfg.d], &g.dae.w)?;
+        write(dir, &format!("collapse_gen{}_hellinger.npy", g.generation), &[2], &g.hellinger_pc)?;
     }
     Ok(())
 }

@@ -24,22 +24,12 @@ pub struct GeneratedLaw {
 impl GeneratedLaw {
     pub fn new(dae: Dae<f64>, sched: SamplerSchedule) -> Self {
         let d = dae.d;
-        GeneratedLaw {
-            dae,
-            sched,
-            buf: RefCell::new(vec![0.0; d]),
-        }
+        GeneratedLaw { dae, sched, buf: RefCell::new(vec![0.0; d]) }
     }
 }
 
 impl X1Source for GeneratedLaw {
-    fn draw<T: Real>(
-        &self,
-        nrng: &mut NormalRng,
-        _srng: &mut ScalarRng,
-        x1: &mut [T],
-        z: &mut [f64],
-    ) {
+    fn draw<T: Real>(&self, nrng: &mut NormalRng, _srng: &mut ScalarRng, x1: &mut [T], z: &mut [f64]) {
         nrng.fill(z);
         if self.sched.epsilon > 0.0 {
             let mut buf = self.buf.borrow_mut();
@@ -69,18 +59,9 @@ pub struct GenerationReport {
 }
 
 /// A unit vector orthogonal to span(w) and to `extra`, from `rng`.
-pub fn orthogonal_direction(
-    w: &[f64],
-    d: usize,
-    r: usize,
-    extra: &[Vec<f64>],
-    rng: &mut ScalarRng,
-) -> Vec<f64> {
+pub fn orthogonal_direction(w: &[f64], d: usize, r: usize, extra: &[Vec<f64>], rng: &mut ScalarRng) -> Vec<f64> {
     let mut basis: Vec<Vec<f64>> = Vec::new();
-    for v in (0..r)
-        .map(|g| w[g * d..(g + 1) * d].to_vec())
-        .chain(extra.iter().cloned())
-    {
+    for v in (0..r).map(|g| w[g * d..(g + 1) * d].to_vec()).chain(extra.iter().cloned()) {
         let mut x = v;
         for b in &basis {
             let c = blas1::dot(&x, b);
@@ -127,21 +108,13 @@ pub fn run(cfg: &DaeConfig, target: &Target) -> Result<Vec<GenerationReport>> {
     let (d, r) = (cfg.d, cfg.r);
     let pcs = target.principal_components(2);
     let axis = axis_for(&target.plane_law(std::slice::from_ref(&pcs[0])));
-    let rho_marg: Vec<Vec<f64>> = pcs
-        .iter()
-        .map(|e| law_on_axis(&target.plane_law(std::slice::from_ref(e)), axis))
-        .collect();
+    let rho_marg: Vec<Vec<f64>> =
+        pcs.iter().map(|e| law_on_axis(&target.plane_law(std::slice::from_ref(e)), axis)).collect();
     let mut reports: Vec<GenerationReport> = Vec::new();
     for g in 1..=cfg.collapse.generations {
         let mut sink = MemorySink::default();
         let out = match reports.last() {
-            None => Trainer::<f64>::new(&gcfg, target, g as u64).run_loop(
-                &gcfg,
-                target,
-                target,
-                &mut sink,
-                &[],
-            )?,
+            None => Trainer::<f64>::new(&gcfg, target, g as u64).run_loop(&gcfg, target, target, &mut sink, &[])?,
             Some(prev) => {
                 // The trainer takes its fused path from the source, so build it on the generated law.
                 let law = GeneratedLaw::new(prev.dae.clone(), sched);
@@ -156,11 +129,8 @@ pub fn run(cfg: &DaeConfig, target: &Target) -> Result<Vec<GenerationReport>> {
             }
         };
         let dae = out.dae;
-        let mut orth_rng = ScalarRng::from_seed(super::target::stream_seed(
-            cfg,
-            (g as u64) << 32,
-            StreamKind::Evaluation,
-        ));
+        let mut orth_rng =
+            ScalarRng::from_seed(super::target::stream_seed(cfg, (g as u64) << 32, StreamKind::Evaluation));
         let e_orth = orthogonal_direction(&dae.w, d, r, &[], &mut orth_rng);
         let n = cfg.generate.n_gen;
         let samples = generate_batch(&gcfg, &dae, g as u64, n, &pcs, n, Some(&e_orth));
@@ -173,12 +143,7 @@ pub fn run(cfg: &DaeConfig, target: &Target) -> Result<Vec<GenerationReport>> {
             .collect();
         let spectrum = sample_spectrum(&samples.images, n, d, 20);
         let m = samples.orth_samples.iter().sum::<f64>() / n as f64;
-        let orth_var = samples
-            .orth_samples
-            .iter()
-            .map(|x| (x - m).powi(2))
-            .sum::<f64>()
-            / (n as f64 - 1.0);
+        let orth_var = samples.orth_samples.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n as f64 - 1.0);
         let v_theory = sched.orthogonal_variance(dae.b);
         reports.push(GenerationReport {
             generation: g,

@@ -287,12 +287,7 @@ impl Default for DaeConfig {
 
 impl Default for InitConfig {
     fn default() -> Self {
-        Self {
-            kind: InitKind::Auto,
-            scale: 0.1,
-            scale_mode: ScaleMode::Coefficient,
-            b0: 0.0,
-        }
+        Self { kind: InitKind::Auto, scale: 0.1, scale_mode: ScaleMode::Coefficient, b0: 0.0 }
     }
 }
 
@@ -318,14 +313,7 @@ impl Default for TargetConfig {
 
 impl Default for OdeConfig {
     fn default() -> Self {
-        Self {
-            expectation: Expectation::Quadrature,
-            nodes: 41,
-            n_mc: 2000,
-            dtheta: 0.01,
-            k_spikes: 10,
-            n_blocks: 64,
-        }
+        Self { expectation: Expectation::Quadrature, nodes: 41, n_mc: 2000, dtheta: 0.01, k_spikes: 10, n_blocks: 64 }
     }
 }
 
@@ -350,19 +338,13 @@ impl Default for GenerateConfig {
 
 impl Default for HellingerConfig {
     fn default() -> Self {
-        Self {
-            convention: HellingerConvention::Half,
-            target: HellingerTarget::Rho,
-        }
+        Self { convention: HellingerConvention::Half, target: HellingerTarget::Rho }
     }
 }
 
 impl Default for CollapseConfig {
     fn default() -> Self {
-        Self {
-            generations: 2,
-            theta_g: 2.8,
-        }
+        Self { generations: 2, theta_g: 2.8 }
     }
 }
 
@@ -373,8 +355,8 @@ fn range_err<T: std::fmt::Debug>(field: &str, value: T, allowed: &str) -> anyhow
 impl DaeConfig {
     /// Reads and validates a TOML config.
     pub fn from_path(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         Self::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
 
@@ -387,10 +369,7 @@ impl DaeConfig {
     /// The reference settings of SPEC §4.12 by name: `trimodal` (Fig. 1/5), `bimodal` (Fig. 2),
     /// `mnist7` (Fig. 3), `mnist7_collapse` (Fig. 4).
     pub fn preset(name: &str) -> Result<Self> {
-        let mut c = DaeConfig {
-            name: name.to_string(),
-            ..Default::default()
-        };
+        let mut c = DaeConfig { name: name.to_string(), ..Default::default() };
         match name {
             "trimodal" => {}
             "bimodal" => {
@@ -415,9 +394,7 @@ impl DaeConfig {
                 c.theta_max = 2.8;
                 c.figure = FigureKind::Collapse;
             }
-            _ => bail!(
-                "unknown preset `{name}`; allowed: trimodal, bimodal, mnist7, mnist7_collapse"
-            ),
+            _ => bail!("unknown preset `{name}`; allowed: trimodal, bimodal, mnist7, mnist7_collapse"),
         }
         c.validate()?;
         Ok(c)
@@ -441,11 +418,7 @@ impl DaeConfig {
             return Err(range_err("lambda", self.lambda, "0 ≤ lambda ≤ 1000"));
         }
         if self.times.is_empty() || self.times.len() > 6 {
-            return Err(range_err(
-                "times",
-                &self.times,
-                "1 to 6 times, each in (0, 1)",
-            ));
+            return Err(range_err("times", &self.times, "1 to 6 times, each in (0, 1)"));
         }
         for &t in &self.times {
             if !(t > 0.0 && t < 1.0) {
@@ -460,18 +433,10 @@ impl DaeConfig {
             ));
         }
         if !(self.theta_max > 0.0 && self.theta_max <= 1e4) {
-            return Err(range_err(
-                "theta_max",
-                self.theta_max,
-                "0 < theta_max ≤ 10000",
-            ));
+            return Err(range_err("theta_max", self.theta_max, "0 < theta_max ≤ 10000"));
         }
         if !(self.init.scale >= 0.0 && self.init.scale <= 100.0) {
-            return Err(range_err(
-                "init.scale",
-                self.init.scale,
-                "0 ≤ init.scale ≤ 100",
-            ));
+            return Err(range_err("init.scale", self.init.scale, "0 ≤ init.scale ≤ 100"));
         }
         if !self.init.b0.is_finite() {
             return Err(range_err("init.b0", self.init.b0, "a finite number"));
@@ -490,33 +455,17 @@ impl DaeConfig {
             }
             let width = t.centroids.iter().map(|c| c.len()).max().unwrap_or(0);
             if width == 0 || width > self.d {
-                return Err(range_err(
-                    "target.centroids",
-                    &t.centroids,
-                    "centroids with 1..=d coordinates",
-                ));
+                return Err(range_err("target.centroids", &t.centroids, "centroids with 1..=d coordinates"));
             }
             if !t.weights.is_empty() && t.weights.len() != t.centroids.len() {
-                return Err(range_err(
-                    "target.weights",
-                    &t.weights,
-                    "empty or one weight per centroid",
-                ));
+                return Err(range_err("target.weights", &t.weights, "empty or one weight per centroid"));
             }
         }
         if t.weights.iter().any(|&w| !(w > 0.0 && w.is_finite())) {
-            return Err(range_err(
-                "target.weights",
-                &t.weights,
-                "positive finite weights",
-            ));
+            return Err(range_err("target.weights", &t.weights, "positive finite weights"));
         }
         if !(t.bimodal_norm >= 0.0 && t.bimodal_norm <= 1e3) {
-            return Err(range_err(
-                "target.bimodal_norm",
-                t.bimodal_norm,
-                "0 ≤ bimodal_norm ≤ 1000",
-            ));
+            return Err(range_err("target.bimodal_norm", t.bimodal_norm, "0 ≤ bimodal_norm ≤ 1000"));
         }
         if t.kind == TargetKind::GaussianNpy && t.covariance_npy.is_none() {
             return Err(range_err(
@@ -532,8 +481,7 @@ impl DaeConfig {
         if !(2..=201).contains(&o.nodes) {
             return Err(range_err("ode.nodes", o.nodes, "2 ≤ nodes ≤ 201"));
         }
-        if o.expectation == Expectation::Quadrature && o.nodes.pow(self.r.min(8) as u32) > 5_000_000
-        {
+        if o.expectation == Expectation::Quadrature && o.nodes.pow(self.r.min(8) as u32) > 5_000_000 {
             return Err(range_err(
                 "ode.nodes",
                 o.nodes,
@@ -569,11 +517,7 @@ impl DaeConfig {
             return Err(range_err("generate.n_z", g.n_z, "100 ≤ n_z ≤ 1e8"));
         }
         if g.thetas.iter().any(|&th| !(0.0..=1e4).contains(&th)) {
-            return Err(range_err(
-                "generate.thetas",
-                &g.thetas,
-                "every ϑ in [0, 10000]",
-            ));
+            return Err(range_err("generate.thetas", &g.thetas, "every ϑ in [0, 10000]"));
         }
         if !(16..=1000).contains(&g.grid) {
             return Err(range_err("generate.grid", g.grid, "16 ≤ grid ≤ 1000"));
@@ -582,18 +526,10 @@ impl DaeConfig {
             return Err(range_err("generate.extent", g.extent, "0 < extent ≤ 50"));
         }
         if !(1..=100).contains(&self.collapse.generations) {
-            return Err(range_err(
-                "collapse.generations",
-                self.collapse.generations,
-                "1 ≤ generations ≤ 100",
-            ));
+            return Err(range_err("collapse.generations", self.collapse.generations, "1 ≤ generations ≤ 100"));
         }
         if !(self.collapse.theta_g > 0.0 && self.collapse.theta_g <= 1e3) {
-            return Err(range_err(
-                "collapse.theta_g",
-                self.collapse.theta_g,
-                "0 < theta_g ≤ 1000",
-            ));
+            return Err(range_err("collapse.theta_g", self.collapse.theta_g, "0 < theta_g ≤ 1000"));
         }
         Ok(())
     }
@@ -610,11 +546,7 @@ impl DaeConfig {
 
     /// Recording stride in steps (d/100 by default).
     pub fn record_stride(&self) -> u64 {
-        if self.record_every > 0 {
-            self.record_every as u64
-        } else {
-            (self.d as u64 / 100).max(1)
-        }
+        if self.record_every > 0 { self.record_every as u64 } else { (self.d as u64 / 100).max(1) }
     }
 
     /// Interpolant coefficients (α_t, β_t) = (1 − t, t).
@@ -633,17 +565,9 @@ mod tests {
             DaeConfig::preset(p).unwrap();
         }
         let err = DaeConfig::from_toml("r = 0").unwrap_err().to_string();
-        assert!(
-            err.contains("`r`") && err.contains("0") && err.contains("1 ≤ r ≤ 16"),
-            "{err}"
-        );
-        let err = DaeConfig::from_toml("[generate]\nt_end = 0.995")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("generate.t_end") && err.contains("0.995"),
-            "{err}"
-        );
+        assert!(err.contains("`r`") && err.contains("0") && err.contains("1 ≤ r ≤ 16"), "{err}");
+        let err = DaeConfig::from_toml("[generate]\nt_end = 0.995").unwrap_err().to_string();
+        assert!(err.contains("generate.t_end") && err.contains("0.995"), "{err}");
         let err = DaeConfig::from_toml("bogus = 1").unwrap_err().to_string();
         assert!(err.contains("bogus"), "{err}");
     }

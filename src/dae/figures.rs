@@ -6,8 +6,7 @@
 //! redistribution and embedding; see figures/DejaVuSans.LICENSE), so no system font is needed.
 
 use super::cli::{
-    Common, generation_pipeline, plane_axes, train, write_collapse, write_generation, write_ode,
-    write_records,
+    Common, generation_pipeline, plane_axes, train, write_collapse, write_generation, write_ode, write_records,
 };
 use super::collapse;
 use super::config::{DaeConfig, FigureKind};
@@ -82,11 +81,7 @@ fn figure_stats(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<Stri
             m_series.push((
                 format!("M{}{}", kk + 1, g + 1),
                 recs.iter().map(|x| (x.theta, x.m[kk * r + g])).collect(),
-                tr.theta
-                    .iter()
-                    .zip(&tr.m)
-                    .map(|(&t, m)| (t, m[kk * r + g]))
-                    .collect(),
+                tr.theta.iter().zip(&tr.m).map(|(&t, m)| (t, m[kk * r + g])).collect(),
             ));
         }
     }
@@ -96,11 +91,7 @@ fn figure_stats(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<Stri
             q_series.push((
                 format!("Qc{}{}", a + 1, g + 1),
                 recs.iter().map(|x| (x.theta, x.q_cal[a * r + g])).collect(),
-                tr.theta
-                    .iter()
-                    .zip(&tr.q_cal)
-                    .map(|(&t, q)| (t, q[a * r + g]))
-                    .collect(),
+                tr.theta.iter().zip(&tr.q_cal).map(|(&t, q)| (t, q[a * r + g])).collect(),
             ));
         }
     }
@@ -109,11 +100,7 @@ fn figure_stats(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<Stri
         recs.iter().map(|x| (x.theta, x.b)).collect(),
         tr.theta.iter().zip(&tr.b).map(|(&t, &b)| (t, b)).collect(),
     )];
-    for (area, (title, series)) in
-        panels
-            .iter()
-            .zip([("M", m_series), ("Qc = wᵀw/d", q_series), ("b", b_series)])
-    {
+    for (area, (title, series)) in panels.iter().zip([("M", m_series), ("Qc = wᵀw/d", q_series), ("b", b_series)]) {
         line_panel(
             area,
             &format!("{title}: simulation (solid) vs ODE (dashed), d = {}", cfg.d),
@@ -147,12 +134,7 @@ fn line_panel(
         .y_label_area_size(50)
         .build_cartesian_2d(0.0..xmax, (lo - pad)..(hi + pad))
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("ϑ = ην/d")
-        .label_style(("sans-serif", 12))
-        .draw()
-        .map_err(err)?;
+    chart.configure_mesh().x_desc("ϑ = ην/d").label_style(("sans-serif", 12)).draw().map_err(err)?;
     for (i, (name, sim, th)) in series.iter().enumerate() {
         let col = PALETTE[i % PALETTE.len()];
         chart
@@ -160,14 +142,7 @@ fn line_panel(
             .map_err(err)?
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2)));
-        chart
-            .draw_series(DashedLineSeries::new(
-                th.iter().copied(),
-                6,
-                4,
-                BLACK.stroke_width(1),
-            ))
-            .map_err(err)?;
+        chart.draw_series(DashedLineSeries::new(th.iter().copied(), 6, 4, BLACK.stroke_width(1))).map_err(err)?;
     }
     chart
         .configure_series_labels()
@@ -185,22 +160,13 @@ pub fn contour_segments(z: &[f64], ax: Axis, ay: Axis, level: f64) -> Vec<[(f64,
     let mut out = Vec::new();
     let (nx, ny) = (ax.n, ay.n);
     let interp = |x0: f64, y0: f64, v0: f64, x1: f64, y1: f64, v1: f64| {
-        let t = if (v1 - v0).abs() < 1e-300 {
-            0.5
-        } else {
-            (level - v0) / (v1 - v0)
-        };
+        let t = if (v1 - v0).abs() < 1e-300 { 0.5 } else { (level - v0) / (v1 - v0) };
         (x0 + t * (x1 - x0), y0 + t * (y1 - y0))
     };
     for j in 0..ny - 1 {
         for i in 0..nx - 1 {
             let (x0, x1, y0, y1) = (ax.at(i), ax.at(i + 1), ay.at(j), ay.at(j + 1));
-            let v = [
-                z[j * nx + i],
-                z[j * nx + i + 1],
-                z[(j + 1) * nx + i + 1],
-                z[(j + 1) * nx + i],
-            ];
+            let v = [z[j * nx + i], z[j * nx + i + 1], z[(j + 1) * nx + i + 1], z[(j + 1) * nx + i]];
             let p = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)];
             let mut pts = Vec::new();
             for e in 0..4 {
@@ -257,16 +223,9 @@ fn density_panel(
                     continue;
                 }
                 // White → blue ramp.
-                let c = RGBColor(
-                    (255.0 - v * 224.0) as u8,
-                    (255.0 - v * 136.0) as u8,
-                    (255.0 - v * 75.0) as u8,
-                );
+                let c = RGBColor((255.0 - v * 224.0) as u8, (255.0 - v * 136.0) as u8, (255.0 - v * 75.0) as u8);
                 let (x, y) = (ax.at(i), ay.at(j));
-                rects.push(Rectangle::new(
-                    [(x - hx / 2.0, y - hy / 2.0), (x + hx / 2.0, y + hy / 2.0)],
-                    c.filled(),
-                ));
+                rects.push(Rectangle::new([(x - hx / 2.0, y - hy / 2.0), (x + hx / 2.0, y + hy / 2.0)], c.filled()));
             }
         }
         chart.draw_series(rects).map_err(err)?;
@@ -277,10 +236,7 @@ fn density_panel(
             for frac in [0.1, 0.3, 0.5, 0.7, 0.9] {
                 let segs = contour_segments(z, ax, ay, frac * zmax);
                 chart
-                    .draw_series(
-                        segs.into_iter()
-                            .map(|s| PathElement::new(vec![s[0], s[1]], col.stroke_width(1))),
-                    )
+                    .draw_series(segs.into_iter().map(|s| PathElement::new(vec![s[0], s[1]], col.stroke_width(1))))
                     .map_err(err)?;
             }
         }
@@ -310,11 +266,7 @@ fn figure_densities(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<
     ))
     .map_err(err)?;
     let panels = body.split_evenly((1, cols));
-    let labels = if matches!(cfg.figure, FigureKind::Mnist) {
-        ("PC1", "PC2")
-    } else {
-        ("e₁ (centroid)", "e₂")
-    };
+    let labels = if matches!(cfg.figure, FigureKind::Mnist) { ("PC1", "PC2") } else { ("e₁ (centroid)", "e₂") };
     for (p, area) in run.per_theta.iter().zip(panels.iter()) {
         density_panel(
             area,
@@ -329,19 +281,8 @@ fn figure_densities(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<
     }
     if with_h {
         let area = &panels[npan];
-        let hmax = run
-            .hellinger
-            .iter()
-            .map(|h| h.1.max(h.2))
-            .fold(0.0, f64::max)
-            * 1.1
-            + 1e-3;
-        let tmax = run
-            .hellinger
-            .iter()
-            .map(|h| h.0)
-            .fold(0.0, f64::max)
-            .max(1e-3);
+        let hmax = run.hellinger.iter().map(|h| h.1.max(h.2)).fold(0.0, f64::max) * 1.1 + 1e-3;
+        let tmax = run.hellinger.iter().map(|h| h.0).fold(0.0, f64::max).max(1e-3);
         let mut chart = ChartBuilder::on(area)
             .caption(
                 if matches!(cfg.figure, FigureKind::Mnist) {
@@ -356,26 +297,14 @@ fn figure_densities(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<
             .y_label_area_size(40)
             .build_cartesian_2d(0.0..tmax * 1.05, 0.0..hmax)
             .map_err(err)?;
+        chart.configure_mesh().x_desc("ϑ").label_style(("sans-serif", 11)).draw().map_err(err)?;
         chart
-            .configure_mesh()
-            .x_desc("ϑ")
-            .label_style(("sans-serif", 11))
-            .draw()
-            .map_err(err)?;
-        chart
-            .draw_series(LineSeries::new(
-                run.hellinger.iter().map(|h| (h.0, h.1)),
-                THEORY.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(run.hellinger.iter().map(|h| (h.0, h.1)), THEORY.stroke_width(2)))
             .map_err(err)?
             .label("theory")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], THEORY.stroke_width(2)));
         chart
-            .draw_series(
-                run.hellinger
-                    .iter()
-                    .map(|h| Circle::new((h.0, h.2), 4, SIM.filled())),
-            )
+            .draw_series(run.hellinger.iter().map(|h| Circle::new((h.0, h.2), 4, SIM.filled())))
             .map_err(err)?
             .label("samples (KDE)")
             .legend(|(x, y)| Circle::new((x + 9, y), 4, SIM.filled()));
@@ -392,11 +321,7 @@ fn figure_densities(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<
     files.push(path.display().to_string());
     // Generated images from one common X₀ across ϑ (MNIST).
     if matches!(cfg.figure, FigureKind::Mnist) && cfg.d == 784 {
-        let nimg = run
-            .per_theta
-            .first()
-            .map(|p| p.images.len() / 784)
-            .unwrap_or(0);
+        let nimg = run.per_theta.first().map(|p| p.images.len() / 784).unwrap_or(0);
         if nimg > 0 {
             let path = dir.join(format!("{}_images.png", cfg.name));
             let cell = 3u32;
@@ -405,33 +330,19 @@ fn figure_densities(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<
             root.fill(&WHITE).map_err(err)?;
             for (row, p) in run.per_theta.iter().enumerate() {
                 let y0 = row as i32 * 29 * cell as i32 + 5;
-                root.draw(&Text::new(
-                    format!("ϑ={}", p.theta),
-                    (4, y0 + 36),
-                    ("sans-serif", 13),
-                ))
-                .map_err(err)?;
+                root.draw(&Text::new(format!("ϑ={}", p.theta), (4, y0 + 36), ("sans-serif", 13))).map_err(err)?;
                 for im in 0..nimg {
                     let img = &p.images[im * 784..(im + 1) * 784];
-                    let (lo, hi) = img
-                        .iter()
-                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                            (a.min(v), b.max(v))
-                        });
+                    let (lo, hi) =
+                        img.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
                     let x0 = 80 + im as i32 * 29 * cell as i32;
                     for py in 0..28 {
                         for px in 0..28 {
                             let v = ((img[py * 28 + px] - lo) / (hi - lo).max(1e-12) * 255.0) as u8;
                             let c = RGBColor(v, v, v);
-                            let (xx, yy) = (
-                                x0 + (px as i32) * cell as i32,
-                                y0 + (py as i32) * cell as i32,
-                            );
-                            root.draw(&Rectangle::new(
-                                [(xx, yy), (xx + cell as i32, yy + cell as i32)],
-                                c.filled(),
-                            ))
-                            .map_err(err)?;
+                            let (xx, yy) = (x0 + (px as i32) * cell as i32, y0 + (py as i32) * cell as i32);
+                            root.draw(&Rectangle::new([(xx, yy), (xx + cell as i32, yy + cell as i32)], c.filled()))
+                                .map_err(err)?;
                         }
                     }
                 }
@@ -460,23 +371,17 @@ fn figure_collapse(cfg: &DaeConfig, target: &Target, dir: &Path) -> Result<Vec<S
     root.fill(&WHITE).map_err(err)?;
     let (top, body) = root.split_vertically(40);
     top.draw(&Text::new(
-        format!("{}: ρ and generations ρ̂⁽ᵍ⁾ (filled KDE) on the target's top-2 PCs; target contours green; ϑ_g = {}", cfg.name, cfg.collapse.theta_g),
+        format!(
+            "{}: ρ and generations ρ̂⁽ᵍ⁾ (filled KDE) on the target's top-2 PCs; target contours green; ϑ_g = {}",
+            cfg.name, cfg.collapse.theta_g
+        ),
         (10, 12),
         ("sans-serif", 15),
     ))
     .map_err(err)?;
     let panels = body.split_evenly((1, cols));
     // ρ itself from samples of the target law projected (exact density, filled).
-    density_panel(
-        &panels[0],
-        "ρ (target)",
-        ax,
-        ay,
-        Some(&td),
-        None,
-        Some(&td),
-        ("PC1", "PC2"),
-    )?;
+    density_panel(&panels[0], "ρ (target)", ax, ay, Some(&td), None, Some(&td), ("PC1", "PC2"))?;
     for (g, area) in reps.iter().zip(panels.iter().skip(1)) {
         let dens = kde_2d(&g.samples.proj, ax, ay);
         density_panel(

@@ -26,11 +26,7 @@ pub struct SamplerSchedule {
 
 impl SamplerSchedule {
     pub fn of(cfg: &DaeConfig) -> Self {
-        SamplerSchedule {
-            t_end: cfg.generate.t_end,
-            dt: cfg.generate.dt,
-            epsilon: cfg.generate.epsilon,
-        }
+        SamplerSchedule { t_end: cfg.generate.t_end, dt: cfg.generate.dt, epsilon: cfg.generate.epsilon }
     }
 
     /// K = round(t_end/dt) steps at t_k = k dt.
@@ -99,10 +95,7 @@ pub fn sample_in_place<T: Real>(
         let (delta, gamma) = sched.coefficients(t, dae.b);
         let mut terms: [(f64, &[T]); 17] = [(0.0, &dae.w[..0]); 17];
         for g in 0..r {
-            terms[g] = (
-                sched.dt * gamma * isd * super::net::sigma(dae.act, h[g]),
-                dae.col(g),
-            );
+            terms[g] = (sched.dt * gamma * isd * super::net::sigma(dae.act, h[g]), dae.col(g));
         }
         let mut nt = r;
         if let Some((rng, buf)) = noise.as_mut() {
@@ -114,17 +107,11 @@ pub fn sample_in_place<T: Real>(
         // One fused pass: x ← (1 + Δdt)x + Σ terms, returning the next pre-activations.
         match r {
             1 => {
-                let (p, _) =
-                    fused::combine_and_project::<T, 1>(x, alpha, &terms[..nt], [dae.col(0)]);
+                let (p, _) = fused::combine_and_project::<T, 1>(x, alpha, &terms[..nt], [dae.col(0)]);
                 h[0] = isd * p[0];
             }
             2 => {
-                let (p, _) = fused::combine_and_project::<T, 2>(
-                    x,
-                    alpha,
-                    &terms[..nt],
-                    [dae.col(0), dae.col(1)],
-                );
+                let (p, _) = fused::combine_and_project::<T, 2>(x, alpha, &terms[..nt], [dae.col(0), dae.col(1)]);
                 h[0] = isd * p[0];
                 h[1] = isd * p[1];
             }
@@ -149,11 +136,7 @@ pub fn transport_in_place(
     rng: Option<&mut ScalarRng>,
 ) {
     let r = z.len();
-    let qh = if sched.epsilon > 0.0 {
-        sqrt_psd(q_cal, r)
-    } else {
-        Vec::new()
-    };
+    let qh = if sched.epsilon > 0.0 { sqrt_psd(q_cal, r) } else { Vec::new() };
     let mut rng = rng;
     let mut sig = [0.0f64; 16];
     let mut xi = [0.0f64; 16];
@@ -172,9 +155,7 @@ pub fn transport_in_place(
             z[g] = zold[g] + sched.dt * (delta * zold[g] + gamma * qs);
         }
         if sched.epsilon > 0.0 {
-            let rng = rng
-                .as_mut()
-                .expect("transport with ε > 0 needs a random stream");
+            let rng = rng.as_mut().expect("transport with ε > 0 needs a random stream");
             for g in 0..r {
                 xi[g] = rng.normal();
             }
@@ -239,20 +220,14 @@ pub fn generate_batch<T: Real>(
         .into_par_iter()
         .map(|c| {
             let mut rng = NormalRng::from_seed(chunk_stream(cfg, generation, c as u64));
-            let mut nrng =
-                NormalRng::from_seed(chunk_stream(cfg, generation, c as u64) ^ 0x5eed_f5de);
+            let mut nrng = NormalRng::from_seed(chunk_stream(cfg, generation, c as u64) ^ 0x5eed_f5de);
             let m = CHUNK.min(n - c * CHUNK);
             let mut x = vec![T::default(); d];
             let mut buf = vec![T::default(); d];
-            let (mut proj, mut imgs, mut zs, mut orth) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut proj, mut imgs, mut zs, mut orth) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for i in 0..m {
                 rng.fill(&mut x);
-                let noise = if sched.epsilon > 0.0 {
-                    Some((&mut nrng, &mut buf[..]))
-                } else {
-                    None
-                };
+                let noise = if sched.epsilon > 0.0 { Some((&mut nrng, &mut buf[..])) } else { None };
                 sample_in_place(dae, &mut x, &sched, noise);
                 let xf: Vec<f64> = x.iter().map(|v| v.to_f64()).collect();
                 for e in plane {
@@ -271,13 +246,8 @@ pub fn generate_batch<T: Real>(
             (proj, imgs, zs, orth)
         })
         .collect();
-    let mut g = Generated {
-        n,
-        proj: Vec::with_capacity(n * ke),
-        images: Vec::new(),
-        z: Vec::new(),
-        orth_samples: Vec::new(),
-    };
+    let mut g =
+        Generated { n, proj: Vec::with_capacity(n * ke), images: Vec::new(), z: Vec::new(), orth_samples: Vec::new() };
     for (p, im, z, o) in parts {
         g.proj.extend(p);
         g.images.extend(im);
@@ -330,13 +300,7 @@ impl ProjectedTheory {
                 cov[i * k_e + j] = v * (if i == j { 1.0 } else { 0.0 } - gqg[i * k_e + j]);
             }
         }
-        ProjectedTheory {
-            cmap,
-            cov,
-            k_e,
-            r,
-            v,
-        }
+        ProjectedTheory { cmap, cov, k_e, r, v }
     }
 
     /// Means C Z_t for transported samples Z (n × r).
@@ -370,8 +334,7 @@ impl ProjectedTheory {
         for i in 0..n {
             for a in 0..k {
                 for c in 0..k {
-                    cov[a * k + c] +=
-                        (mu[i * k + a] - mean[a]) * (mu[i * k + c] - mean[c]) / n as f64;
+                    cov[a * k + c] += (mu[i * k + a] - mean[a]) * (mu[i * k + c] - mean[c]) / n as f64;
                 }
             }
         }
@@ -433,9 +396,8 @@ pub fn binned_density_1d(means: &[f64], var: f64, axis: Axis) -> Vec<f64> {
     // A floor of h² keeps the kernel resolved on the grid.
     let s2 = var.max(0.0) + h * h;
     let half = ((8.0 * s2.sqrt()) / h).ceil() as usize;
-    let kern: Vec<f64> = (0..=half)
-        .map(|j| (-0.5 * (j as f64 * h).powi(2) / s2).exp() / (std::f64::consts::TAU * s2).sqrt())
-        .collect();
+    let kern: Vec<f64> =
+        (0..=half).map(|j| (-0.5 * (j as f64 * h).powi(2) / s2).exp() / (std::f64::consts::TAU * s2).sqrt()).collect();
     let mut out = vec![0.0; n];
     for (i, &bi) in bins.iter().enumerate() {
         if bi == 0.0 {
@@ -499,8 +461,7 @@ pub fn binned_density_2d(means: &[f64], cov: &[f64], ax: Axis, ay: Axis) -> Vec<
             for jy in y0..=y1 {
                 let krow = ((jy - iy as i64 + ky) * (2 * kx + 1)) as usize;
                 for jx in x0..=x1 {
-                    out[jy as usize * nx + jx as usize] +=
-                        bv * kern[krow + (jx - ix as i64 + kx) as usize];
+                    out[jy as usize * nx + jx as usize] += bv * kern[krow + (jx - ix as i64 + kx) as usize];
                 }
             }
         }
@@ -542,16 +503,9 @@ pub fn theory_density_1d(
         let mut out = vec![0.0; axis.n];
         for i in 0..nc {
             let mass = phi(ulo + (i + 1) as f64 * du) - phi(ulo + i as f64 * du);
-            let (a, c) = if img[i] <= img[i + 1] {
-                (img[i], img[i + 1])
-            } else {
-                (img[i + 1], img[i])
-            };
+            let (a, c) = if img[i] <= img[i + 1] { (img[i], img[i + 1]) } else { (img[i + 1], img[i]) };
             let lo = (((a - 8.0 * s - axis.lo) / h).floor().max(0.0)) as usize;
-            let hi = (((c + 8.0 * s - axis.lo) / h)
-                .ceil()
-                .min((axis.n - 1) as f64))
-            .max(0.0) as usize;
+            let hi = (((c + 8.0 * s - axis.lo) / h).ceil().min((axis.n - 1) as f64)).max(0.0) as usize;
             let width = c - a;
             for (j, o) in out.iter_mut().enumerate().take(hi + 1).skip(lo) {
                 let y = axis.at(j);
@@ -613,11 +567,6 @@ pub fn kde_2d(samples: &[f64], ax: Axis, ay: Axis) -> Vec<f64> {
         v1 += (samples[2 * i + 1] - m1).powi(2) / (nf - 1.0);
     }
     let f = nf.powf(-1.0 / 3.0);
-    let cov = [
-        (v0 * f * f - ax.step().powi(2)).max(0.0),
-        0.0,
-        0.0,
-        (v1 * f * f - ay.step().powi(2)).max(0.0),
-    ];
+    let cov = [(v0 * f * f - ax.step().powi(2)).max(0.0), 0.0, 0.0, (v1 * f * f - ay.step().powi(2)).max(0.0)];
     binned_density_2d(samples, &cov, ax, ay)
 }

@@ -7,27 +7,15 @@ use super::target::ProjectedLaw;
 
 /// The SPEC's grid: y ∈ [−12, 12], dy = 0.005.
 pub fn default_axis() -> Axis {
-    Axis {
-        lo: -12.0,
-        hi: 12.0,
-        n: 4801,
-    }
+    Axis { lo: -12.0, hi: 12.0, n: 4801 }
 }
 
 /// The SPEC grid widened, keeping dy = 0.005, when the target's 1-D law reaches beyond ±12 (the MNIST
 /// covariance has a leading variance of O(10)): half-width max(12, max_c |m_c| + 8 sd).
 pub fn axis_for(law: &ProjectedLaw) -> Axis {
-    let half = law
-        .components
-        .iter()
-        .map(|(_, m, c)| m[0].abs() + 8.0 * c[0].sqrt())
-        .fold(12.0f64, f64::max);
+    let half = law.components.iter().map(|(_, m, c)| m[0].abs() + 8.0 * c[0].sqrt()).fold(12.0f64, f64::max);
     let n = (2.0 * half / 0.005).round() as usize + 1;
-    Axis {
-        lo: -half,
-        hi: half,
-        n,
-    }
+    Axis { lo: -half, hi: half, n }
 }
 
 /// H(p, q) for densities sampled on the same uniform grid of step `dy` (trapezoid rule).
@@ -68,11 +56,7 @@ mod tests {
             let q: Vec<f64> = (0..ax.n).map(|i| phi(ax.at(i), delta)).collect();
             let h = hellinger(&p, &q, dy, HellingerConvention::Half);
             let exact = 1.0 - (-delta * delta / 8.0f64).exp();
-            assert!(
-                (h * h - exact).abs() < 1e-8,
-                "δ={delta}: {} vs {exact}",
-                h * h
-            );
+            assert!((h * h - exact).abs() < 1e-8, "δ={delta}: {} vs {exact}", h * h);
             let h2 = hellinger(&p, &q, dy, HellingerConvention::NoHalf);
             assert!((h2 - std::f64::consts::SQRT_2 * h).abs() < 1e-12);
         }

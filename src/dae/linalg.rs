@@ -117,13 +117,7 @@ pub fn sym_apply(a: &[f64], n: usize, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
 
 /// Moore–Penrose pseudo-inverse of a symmetric matrix; eigenvalues below 1e-12·max|λ| count as zero.
 pub fn pinv_sym(a: &[f64], n: usize) -> Vec<f64> {
-    sym_apply(a, n, |l, scale| {
-        if l.abs() > 1e-12 * scale.max(1e-300) {
-            1.0 / l
-        } else {
-            0.0
-        }
-    })
+    sym_apply(a, n, |l, scale| if l.abs() > 1e-12 * scale.max(1e-300) { 1.0 / l } else { 0.0 })
 }
 
 /// Symmetric square root of a PSD matrix (negative eigenvalues clipped to 0).

@@ -27,14 +27,7 @@ pub struct DaeGradient {
 impl<T: Real> Dae<T> {
     #[track_caller]
     pub fn new(d: usize, r: usize, w: Vec<T>, b: f64, act: Activation) -> Self {
-        assert!(
-            w.len() == d * r,
-            "Dae::new: w has {} entries but d·r = {}·{} = {}",
-            w.len(),
-            d,
-            r,
-            d * r
-        );
+        assert!(w.len() == d * r, "Dae::new: w has {} entries but d·r = {}·{} = {}", w.len(), d, r, d * r);
         Self { d, r, w, b, act }
     }
 
@@ -47,9 +40,7 @@ impl<T: Real> Dae<T> {
     /// The pre-activations h = wᵀx/√d.
     pub fn preactivations(&self, x: &[T]) -> Vec<f64> {
         let s = 1.0 / (self.d as f64).sqrt();
-        (0..self.r)
-            .map(|g| s * blas1::dot(self.col(g), x))
-            .collect()
+        (0..self.r).map(|g| s * blas1::dot(self.col(g), x)).collect()
     }
 
     /// f(x).
@@ -86,17 +77,9 @@ impl<T: Real> Dae<T> {
         let mut l = 0.0;
         for &t in times {
             let (a, bt) = (1.0 - t, t);
-            let xt: Vec<T> = x0
-                .iter()
-                .zip(x1)
-                .map(|(&u, &v)| T::from_f64(a * u + bt * v))
-                .collect();
+            let xt: Vec<T> = x0.iter().zip(x1).map(|(&u, &v)| T::from_f64(a * u + bt * v)).collect();
             let f = self.forward(&xt);
-            l += 0.5
-                * f.iter()
-                    .zip(x1)
-                    .map(|(fi, xi)| (fi - xi) * (fi - xi))
-                    .sum::<f64>();
+            l += 0.5 * f.iter().zip(x1).map(|(fi, xi)| (fi - xi) * (fi - xi)).sum::<f64>();
         }
         let wn: f64 = self.w.iter().map(|v| v.to_f64() * v.to_f64()).sum();
         l + lambda / (2.0 * self.d as f64) * wn
@@ -106,11 +89,7 @@ impl<T: Real> Dae<T> {
     pub fn gradient(&self, x1: &[f64], x0: &[f64], times: &[f64], lambda: f64) -> DaeGradient {
         let (d, r) = (self.d, self.r);
         let s = 1.0 / (d as f64).sqrt();
-        let mut gw: Vec<f64> = self
-            .w
-            .iter()
-            .map(|&v| lambda / d as f64 * v.to_f64())
-            .collect();
+        let mut gw: Vec<f64> = self.w.iter().map(|&v| lambda / d as f64 * v.to_f64()).collect();
         let mut gb = 0.0;
         for &t in times {
             let (a, bt) = (1.0 - t, t);
@@ -121,12 +100,7 @@ impl<T: Real> Dae<T> {
             let e: Vec<f64> = f.iter().zip(x1).map(|(fi, xi)| fi - xi).collect();
             for g in 0..r {
                 let (sg, dsg) = self.act.value_and_derivative(h[g]);
-                let eps_g = s * self
-                    .col(g)
-                    .iter()
-                    .zip(&e)
-                    .map(|(wi, ei)| wi.to_f64() * ei)
-                    .sum::<f64>();
+                let eps_g = s * self.col(g).iter().zip(&e).map(|(wi, ei)| wi.to_f64() * ei).sum::<f64>();
                 let chi = dsg * eps_g;
                 for i in 0..d {
                     gw[g * d + i] += s * (e[i] * sg + xt[i] * chi);
@@ -167,20 +141,12 @@ mod tests {
                 let lp = Dae::new(d, r, wp, 0.4, act).loss(&x1, &x0, &times, lambda);
                 let lm = Dae::new(d, r, wm, 0.4, act).loss(&x1, &x0, &times, lambda);
                 let fd = (lp - lm) / (2.0 * hstep);
-                assert!(
-                    (fd - g.w[k]).abs() < 1e-6 * (1.0 + fd.abs()),
-                    "w[{k}]: fd {fd} an {}",
-                    g.w[k]
-                );
+                assert!((fd - g.w[k]).abs() < 1e-6 * (1.0 + fd.abs()), "w[{k}]: fd {fd} an {}", g.w[k]);
             }
             let lp = Dae::new(d, r, w.clone(), 0.4 + hstep, act).loss(&x1, &x0, &times, lambda);
             let lm = Dae::new(d, r, w.clone(), 0.4 - hstep, act).loss(&x1, &x0, &times, lambda);
             let fd = (lp - lm) / (2.0 * hstep);
-            assert!(
-                (fd - g.b).abs() < 1e-6 * (1.0 + fd.abs()),
-                "b: fd {fd} an {}",
-                g.b
-            );
+            assert!((fd - g.b).abs() < 1e-6 * (1.0 + fd.abs()), "b: fd {fd} an {}", g.b);
         }
     }
 }
@@ -262,10 +228,7 @@ mod fast_tests {
         let mut x = -25.0;
         while x < 25.0 {
             let (a, b) = (super::tanh_fast(x), x.tanh());
-            assert!(
-                (a - b).abs() <= 1e-13 * b.abs().max(1e-300) + 1e-16,
-                "x={x}: {a} vs {b}"
-            );
+            assert!((a - b).abs() <= 1e-13 * b.abs().max(1e-300) + 1e-16, "x={x}: {a} vs {b}");
             x += 0.000_731;
         }
         for x in [1e-12, -3e-7, 9.9e-4, 1.0001e-3] {

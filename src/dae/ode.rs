@@ -63,10 +63,7 @@ impl Expector {
                     walker: cfg.walker,
                     kind: StreamKind::Evaluation,
                 };
-                Expector::MonteCarlo {
-                    n: cfg.ode.n_mc,
-                    rng: ScalarRng::from_seed(id.seed(cfg.seed)),
-                }
+                Expector::MonteCarlo { n: cfg.ode.n_mc, rng: ScalarRng::from_seed(id.seed(cfg.seed)) }
             }
         }
     }
@@ -124,27 +121,17 @@ fn matvec(a: &[f64], x: &[f64], r: usize, out: &mut [f64]) {
 fn moments_quadrature(p: &FieldParams, pts: &[f64], wts: &[f64]) -> LocalMoments {
     let r = p.r;
     let (al, be, b) = (p.alpha, p.beta, p.b);
-    let omega: Vec<f64> = (0..r * r)
-        .map(|k| be * be * p.q[k] + al * al * p.q_cal[k])
-        .collect();
+    let omega: Vec<f64> = (0..r * r).map(|k| be * be * p.q[k] + al * al * p.q_cal[k]).collect();
     let s_half = sqrt_psd(&omega, r);
     let om_pinv = pinv_sym(&omega, r);
     // ȳ₁ = βQΩ⁺δ, ȳ₀ = α𝒬Ω⁺δ with δ = ω − βM_c.
-    let k1: Vec<f64> = matmul(p.q, &om_pinv, r, r, r)
-        .iter()
-        .map(|v| v * be)
-        .collect();
-    let k0: Vec<f64> = matmul(p.q_cal, &om_pinv, r, r, r)
-        .iter()
-        .map(|v| v * al)
-        .collect();
+    let k1: Vec<f64> = matmul(p.q, &om_pinv, r, r, r).iter().map(|v| v * be).collect();
+    let k0: Vec<f64> = matmul(p.q_cal, &om_pinv, r, r, r).iter().map(|v| v * al).collect();
     // C₁₁ = Q − β²QΩ⁺Q, C₀₁ = −αβ𝒬Ω⁺Q.
     let qoq = matmul(&matmul(p.q, &om_pinv, r, r, r), p.q, r, r, r);
     let c11: Vec<f64> = (0..r * r).map(|k| p.q[k] - be * be * qoq[k]).collect();
-    let c01: Vec<f64> = matmul(&matmul(p.q_cal, &om_pinv, r, r, r), p.q, r, r, r)
-        .iter()
-        .map(|v| -al * be * v)
-        .collect();
+    let c01: Vec<f64> =
+        matmul(&matmul(p.q_cal, &om_pinv, r, r, r), p.q, r, r, r).iter().map(|v| -al * be * v).collect();
     let mut m = zeros(r);
     let mut e_dsig = vec![0.0; r];
     let mut delta = vec![0.0; r];
@@ -317,19 +304,7 @@ pub fn blocks(
     };
     for c in 0..kc {
         let mc = &m[c * r..(c + 1) * r];
-        let lm = local_moments(
-            &FieldParams {
-                r,
-                act,
-                alpha: al,
-                beta: be,
-                b,
-                m_c: mc,
-                q_cal,
-                q,
-            },
-            ex,
-        );
+        let lm = local_moments(&FieldParams { r, act, alpha: al, beta: be, b, m_c: mc, q_cal, q }, ex);
         let pc = weights[c];
         for g in 0..r {
             out.v[c * r + g] = (b * be - 1.0) * lm.e_sig[g] + be * lm.e_chi[g];
@@ -370,18 +345,12 @@ impl Blocks {
         let kee = (b * be - 1.0).powi(2) * theta + b * b * al * al;
         let kex = (b * be - 1.0) * be * theta + b * al * al;
         let kxx = be * be * theta + al * al;
-        (0..self.ss.len())
-            .map(|k| kee * self.ss[k] + kex * self.sx[k] + kxx * self.xx[k])
-            .collect()
+        (0..self.ss.len()).map(|k| kee * self.ss[k] + kex * self.sx[k] + kxx * self.xx[k]).collect()
     }
 
     /// H(θ) = H₀ + θ H₁.
     pub fn h(&self, theta: f64) -> Vec<f64> {
-        self.h0
-            .iter()
-            .zip(&self.h1)
-            .map(|(a, c)| a + theta * c)
-            .collect()
+        self.h0.iter().zip(&self.h1).map(|(a, c)| a + theta * c).collect()
     }
 }
 
@@ -405,22 +374,11 @@ impl OdeTrajectory {
         let n = self.theta.len();
         let i = self.theta.partition_point(|&t| t < theta).min(n - 1);
         if i == 0 || (self.theta[i] - theta).abs() < 1e-12 {
-            return (
-                self.m[i].clone(),
-                self.q_cal[i].clone(),
-                self.q[i].clone(),
-                self.b[i],
-                self.g[i].clone(),
-            );
+            return (self.m[i].clone(), self.q_cal[i].clone(), self.q[i].clone(), self.b[i], self.g[i].clone());
         }
         let (t0, t1) = (self.theta[i - 1], self.theta[i]);
         let u = (theta - t0) / (t1 - t0);
-        let lerp = |a: &[f64], c: &[f64]| {
-            a.iter()
-                .zip(c)
-                .map(|(x, y)| x + u * (y - x))
-                .collect::<Vec<f64>>()
-        };
+        let lerp = |a: &[f64], c: &[f64]| a.iter().zip(c).map(|(x, y)| x + u * (y - x)).collect::<Vec<f64>>();
         (
             lerp(&self.m[i - 1], &self.m[i]),
             lerp(&self.q_cal[i - 1], &self.q_cal[i]),
@@ -453,9 +411,7 @@ pub struct IsotropicOde {
 impl IsotropicOde {
     pub fn new(cfg: &DaeConfig, target: &Target) -> Result<Self> {
         let TargetLaw::Mixture(mix) = &target.law else {
-            bail!(
-                "the isotropic ODE needs a mixture target; use SpectralOde for a covariance target"
-            );
+            bail!("the isotropic ODE needs a mixture target; use SpectralOde for a covariance target");
         };
         if cfg.times.len() != 1 {
             bail!(
@@ -562,19 +518,8 @@ impl IsotropicOde {
     }
 
     /// RK4 from `s0` over [0, θ_max] with step dϑ, recording every step.
-    pub fn integrate(
-        &self,
-        s0: Vec<f64>,
-        theta_max: f64,
-        dtheta: f64,
-        ex: &mut Expector,
-    ) -> OdeTrajectory {
-        let mut tr = OdeTrajectory {
-            k: self.k,
-            r: self.r,
-            k_e: self.k_e,
-            ..Default::default()
-        };
+    pub fn integrate(&self, s0: Vec<f64>, theta_max: f64, dtheta: f64, ex: &mut Expector) -> OdeTrajectory {
+        let mut tr = OdeTrajectory { k: self.k, r: self.r, k_e: self.k_e, ..Default::default() };
         let push = |tr: &mut OdeTrajectory, th: f64, s: &[f64]| {
             let (m, qc, q, b, g) = self.unpack(s);
             tr.theta.push(th);
@@ -584,13 +529,7 @@ impl IsotropicOde {
             tr.b.push(b);
             tr.g.push(g);
         };
-        rk4(
-            s0,
-            theta_max,
-            dtheta,
-            |s| self.rhs(s, ex),
-            |th, s| push(&mut tr, th, s),
-        );
+        rk4(s0, theta_max, dtheta, |s| self.rhs(s, ex), |th, s| push(&mut tr, th, s));
         tr
     }
 }
@@ -630,12 +569,7 @@ pub fn rk4(
 }
 
 /// Initial isotropic state from a simulation's w(0) (column-major d×r).
-pub fn isotropic_initial_state(
-    ode: &IsotropicOde,
-    target: &Target,
-    w0: &[f64],
-    b0: f64,
-) -> Vec<f64> {
+pub fn isotropic_initial_state(ode: &IsotropicOde, target: &Target, w0: &[f64], b0: f64) -> Vec<f64> {
     let d = target.d;
     let dae = super::net::Dae::<f64>::new(d, ode.r, w0.to_vec(), b0, ode.act);
     let qc = dae.q_cal();
@@ -695,10 +629,7 @@ impl SpectralOde {
         plane_spikes: Vec<usize>,
     ) -> Result<(Self, Vec<Slot>)> {
         if cfg.times.len() != 1 {
-            bail!(
-                "config field `times` = {:?}: the ODE supports a single time",
-                cfg.times
-            );
+            bail!("config field `times` = {:?}: the ODE supports a single time", cfg.times);
         }
         let d = eigvals.len();
         let k = weights.len();
@@ -714,26 +645,12 @@ impl SpectralOde {
         let rest: Vec<usize> = (k_sp..d).collect();
         let tmax = eigvals.iter().cloned().fold(0.0, f64::max);
         let zero_tol = 1e-12 * tmax.max(1e-300);
-        let pos: Vec<usize> = rest
-            .iter()
-            .copied()
-            .filter(|&i| eigvals[i] > zero_tol)
-            .collect();
-        let zer: Vec<usize> = rest
-            .iter()
-            .copied()
-            .filter(|&i| eigvals[i] <= zero_tol)
-            .collect();
+        let pos: Vec<usize> = rest.iter().copied().filter(|&i| eigvals[i] > zero_tol).collect();
+        let zer: Vec<usize> = rest.iter().copied().filter(|&i| eigvals[i] <= zero_tol).collect();
         let mut groups: Vec<Vec<usize>> = Vec::new();
         if !pos.is_empty() {
-            let lmin = pos
-                .iter()
-                .map(|&i| eigvals[i].ln())
-                .fold(f64::INFINITY, f64::min);
-            let lmax = pos
-                .iter()
-                .map(|&i| eigvals[i].ln())
-                .fold(f64::NEG_INFINITY, f64::max);
+            let lmin = pos.iter().map(|&i| eigvals[i].ln()).fold(f64::INFINITY, f64::min);
+            let lmax = pos.iter().map(|&i| eigvals[i].ln()).fold(f64::NEG_INFINITY, f64::max);
             let nb = n_blocks.max(1);
             let width = ((lmax - lmin) / nb as f64).max(1e-300);
             let mut bins: Vec<Vec<usize>> = vec![Vec::new(); nb];
@@ -758,11 +675,7 @@ impl SpectralOde {
                     }
                 }
             }
-            blocks.push(SpectralBlock {
-                theta,
-                p: gidx.len() as f64 / d as f64,
-                tbar,
-            });
+            blocks.push(SpectralBlock { theta, p: gidx.len() as f64 / d as f64, tbar });
         }
         let theta_bar = eigvals.iter().sum::<f64>() / d as f64;
         Ok((
@@ -787,22 +700,16 @@ impl SpectralOde {
 
     /// Builds the spectral ODE of a covariance target (plane = its top principal components).
     pub fn for_target(cfg: &DaeConfig, target: &Target) -> Result<(Self, Vec<Slot>)> {
-        let TargetLaw::Gaussian(g) = &target.law else {
-            bail!("SpectralOde::for_target needs a covariance target")
-        };
+        let TargetLaw::Gaussian(g) = &target.law else { bail!("SpectralOde::for_target needs a covariance target") };
         let d = target.d;
-        let mu_eig: Vec<Vec<f64>> = vec![
-            (0..d)
-                .map(|i| diffexp_kernels::blas1::dot(&g.eigvecs[i * d..(i + 1) * d], &g.mean))
-                .collect(),
-        ];
+        let mu_eig: Vec<Vec<f64>> =
+            vec![(0..d).map(|i| diffexp_kernels::blas1::dot(&g.eigvecs[i * d..(i + 1) * d], &g.mean)).collect()];
         let k_sp = cfg.ode.k_spikes;
         // The plane must be spanned by tracked spikes (§4.6 closes only for eigen-directions).
         let mut plane_spikes = Vec::new();
         for e in &target.plane {
-            let j = (0..k_sp.min(d)).find(|&j| {
-                diffexp_kernels::blas1::dot(&g.eigvecs[j * d..(j + 1) * d], e).abs() > 1.0 - 1e-9
-            });
+            let j = (0..k_sp.min(d))
+                .find(|&j| diffexp_kernels::blas1::dot(&g.eigvecs[j * d..(j + 1) * d], e).abs() > 1.0 - 1e-9);
             match j {
                 Some(j) => plane_spikes.push(j),
                 None => bail!(
@@ -810,31 +717,15 @@ impl SpectralOde {
                 ),
             }
         }
-        Self::from_spectrum(
-            cfg,
-            &g.eigvals,
-            &mu_eig,
-            &[1.0],
-            k_sp,
-            cfg.ode.n_blocks,
-            plane_spikes,
-        )
+        Self::from_spectrum(cfg, &g.eigvals, &mu_eig, &[1.0], k_sp, cfg.ode.n_blocks, plane_spikes)
     }
 
     pub fn state_len(&self) -> usize {
-        self.blocks.len() * (self.k * self.r + self.r * self.r)
-            + self.spike_theta.len() * self.r
-            + 1
+        self.blocks.len() * (self.k * self.r + self.r * self.r) + self.spike_theta.len() * self.r + 1
     }
 
     /// Initial state from w̃ = Uᵀw (eigen-coordinates, `w_eig[i*r + γ]`), centroids in the eigenbasis and b₀.
-    pub fn initial_state(
-        &self,
-        assign: &[Slot],
-        w_eig: &[f64],
-        mu_eig: &[Vec<f64>],
-        b0: f64,
-    ) -> Vec<f64> {
+    pub fn initial_state(&self, assign: &[Slot], w_eig: &[f64], mu_eig: &[Vec<f64>], b0: f64) -> Vec<f64> {
         let (r, k) = (self.r, self.k);
         let d = assign.len();
         let sd = (d as f64).sqrt();
@@ -937,8 +828,7 @@ impl SpectralOde {
                 for j in 0..r {
                     let mut vm = 0.0;
                     for c in 0..k {
-                        vm += self.weights[c]
-                            * (bl.v[c * r + i] * ms[c * r + j] + ms[c * r + i] * bl.v[c * r + j]);
+                        vm += self.weights[c] * (bl.v[c * r + i] * ms[c * r + j] + ms[c * r + i] * bl.v[c * r + j]);
                     }
                     out[base + k * r + i * r + j] =
                         -vm - htq[i * r + j] - qh[i * r + j] - 2.0 * self.lambda * qs[i * r + j]
@@ -968,19 +858,8 @@ impl SpectralOde {
         out
     }
 
-    pub fn integrate(
-        &self,
-        s0: Vec<f64>,
-        theta_max: f64,
-        dtheta: f64,
-        ex: &mut Expector,
-    ) -> OdeTrajectory {
-        let mut tr = OdeTrajectory {
-            k: self.k,
-            r: self.r,
-            k_e: self.plane_spikes.len(),
-            ..Default::default()
-        };
+    pub fn integrate(&self, s0: Vec<f64>, theta_max: f64, dtheta: f64, ex: &mut Expector) -> OdeTrajectory {
+        let mut tr = OdeTrajectory { k: self.k, r: self.r, k_e: self.plane_spikes.len(), ..Default::default() };
         rk4(
             s0,
             theta_max,
@@ -1007,13 +886,7 @@ pub fn theory(cfg: &DaeConfig, target: &Target, theta_max: f64) -> Result<OdeTra
 }
 
 /// The theory trajectory from explicit initial weights.
-pub fn theory_from(
-    cfg: &DaeConfig,
-    target: &Target,
-    w0: &[f64],
-    b0: f64,
-    theta_max: f64,
-) -> Result<OdeTrajectory> {
+pub fn theory_from(cfg: &DaeConfig, target: &Target, w0: &[f64], b0: f64, theta_max: f64) -> Result<OdeTrajectory> {
     let mut ex = Expector::new(cfg);
     match &target.law {
         TargetLaw::Mixture(_) => {
@@ -1031,11 +904,8 @@ pub fn theory_from(
                     w_eig[i * r + gg] = diffexp_kernels::blas1::dot(u, &w0[gg * d..(gg + 1) * d]);
                 }
             }
-            let mu_eig: Vec<Vec<f64>> = vec![
-                (0..d)
-                    .map(|i| diffexp_kernels::blas1::dot(&g.eigvecs[i * d..(i + 1) * d], &g.mean))
-                    .collect(),
-            ];
+            let mu_eig: Vec<Vec<f64>> =
+                vec![(0..d).map(|i| diffexp_kernels::blas1::dot(&g.eigvecs[i * d..(i + 1) * d], &g.mean)).collect()];
             let s0 = ode.initial_state(&assign, &w_eig, &mu_eig, b0);
             // Spiked problems are stiff: dϑ ≤ 0.005 (SPEC §4.6).
             Ok(ode.integrate(s0, theta_max, cfg.ode.dtheta.min(0.005), &mut ex))

@@ -14,16 +14,8 @@ pub struct GaussHermite {
 impl GaussHermite {
     pub fn new(n: usize) -> Self {
         assert!(n >= 1, "GaussHermite: n ≥ 1");
-        let j = Mat::<f64>::from_fn(n, n, |a, b| {
-            if a == b + 1 || b == a + 1 {
-                (a.max(b) as f64).sqrt()
-            } else {
-                0.0
-            }
-        });
-        let evd = j
-            .self_adjoint_eigen(Side::Lower)
-            .expect("Golub–Welsch eigendecomposition");
+        let j = Mat::<f64>::from_fn(n, n, |a, b| if a == b + 1 || b == a + 1 { (a.max(b) as f64).sqrt() } else { 0.0 });
+        let evd = j.self_adjoint_eigen(Side::Lower).expect("Golub–Welsch eigendecomposition");
         let s = evd.S().column_vector();
         let u = evd.U();
         let mut nodes = Vec::with_capacity(n);
@@ -76,13 +68,7 @@ mod tests {
     #[test]
     fn gauss_hermite_integrates_normal_moments() {
         let gh = GaussHermite::new(41);
-        let m = |k: i32| {
-            gh.nodes
-                .iter()
-                .zip(&gh.weights)
-                .map(|(x, w)| w * x.powi(k))
-                .sum::<f64>()
-        };
+        let m = |k: i32| gh.nodes.iter().zip(&gh.weights).map(|(x, w)| w * x.powi(k)).sum::<f64>();
         assert!((m(0) - 1.0).abs() < 1e-13);
         assert!(m(1).abs() < 1e-13);
         assert!((m(2) - 1.0).abs() < 1e-12);
@@ -90,18 +76,8 @@ mod tests {
         assert!((m(8) - 105.0).abs() < 1e-8);
         // E tanh(g)² = 0.394294490397848… (150-node reference); tanh's poles at ±iπ/2 limit the 41-node
         // rule to ~1e-6 here, while polynomial moments are exact.
-        let e2 = |gh: &GaussHermite| {
-            gh.nodes
-                .iter()
-                .zip(&gh.weights)
-                .map(|(x, w)| w * x.tanh().powi(2))
-                .sum::<f64>()
-        };
-        assert!(
-            (e2(&gh) - 0.394_294_490_397_848).abs() < 1e-6,
-            "{}",
-            e2(&gh)
-        );
+        let e2 = |gh: &GaussHermite| gh.nodes.iter().zip(&gh.weights).map(|(x, w)| w * x.tanh().powi(2)).sum::<f64>();
+        assert!((e2(&gh) - 0.394_294_490_397_848).abs() < 1e-6, "{}", e2(&gh));
         assert!((e2(&GaussHermite::new(151)) - 0.394_294_490_397_848).abs() < 1e-11);
     }
 }

@@ -7,9 +7,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::SYSTEM_ID;
-use super::config::{
-    CentroidBasis, DaeConfig, InitKind, MnistScaling, PlaneKind, ScaleMode, TargetKind,
-};
+use super::config::{CentroidBasis, DaeConfig, InitKind, MnistScaling, PlaneKind, ScaleMode, TargetKind};
 use crate::data::mnist::Mnist;
 use crate::rng::{ScalarRng, StreamId, StreamKind, hash_name};
 use anyhow::{Result, bail};
@@ -68,10 +66,7 @@ pub struct ProjectedLaw {
 impl ProjectedLaw {
     /// Density at `y` (k-vector).
     pub fn density(&self, y: &[f64]) -> f64 {
-        self.components
-            .iter()
-            .map(|(w, m, c)| w * gauss_density(y, m, c, self.k))
-            .sum()
+        self.components.iter().map(|(w, m, c)| w * gauss_density(y, m, c, self.k)).sum()
     }
 }
 
@@ -95,13 +90,7 @@ pub fn gauss_density(y: &[f64], m: &[f64], c: &[f64], k: usize) -> f64 {
 }
 
 fn stream(cfg: &DaeConfig, kind: StreamKind) -> ScalarRng {
-    let id = StreamId {
-        system: SYSTEM_ID,
-        experiment: hash_name(&cfg.name),
-        d: cfg.d as u64,
-        walker: 0,
-        kind,
-    };
+    let id = StreamId { system: SYSTEM_ID, experiment: hash_name(&cfg.name), d: cfg.d as u64, walker: 0, kind };
     ScalarRng::from_seed(id.seed(cfg.seed))
 }
 
@@ -125,11 +114,7 @@ fn orthonormalise(v: &[f64], basis: &[Vec<f64>]) -> Option<Vec<f64>> {
     }
     let n = dotf(&x, &x).sqrt();
     let n0 = dotf(v, v).sqrt();
-    if n <= 1e-10 * n0.max(1e-300) {
-        None
-    } else {
-        Some(x.iter().map(|a| a / n).collect())
-    }
+    if n <= 1e-10 * n0.max(1e-300) { None } else { Some(x.iter().map(|a| a / n).collect()) }
 }
 
 fn random_unit_orthogonal(d: usize, basis: &[Vec<f64>], rng: &mut ScalarRng) -> Vec<f64> {
@@ -156,9 +141,7 @@ impl Target {
                 };
                 let width = coords.iter().map(|c| c.len()).max().unwrap_or(1);
                 if width > d {
-                    bail!(
-                        "config field `target.centroids` has {width} coordinates but d = {d}; allowed: at most d"
-                    );
+                    bail!("config field `target.centroids` has {width} coordinates but d = {d}; allowed: at most d");
                 }
                 let basis: Vec<Vec<f64>> = match tc.basis {
                     CentroidBasis::Coordinate => (0..width)
@@ -188,30 +171,16 @@ impl Target {
                     })
                     .collect();
                 let k = centroids.len();
-                let mut weights = if tc.weights.is_empty() {
-                    vec![1.0; k]
-                } else {
-                    tc.weights.clone()
-                };
+                let mut weights = if tc.weights.is_empty() { vec![1.0; k] } else { tc.weights.clone() };
                 let s: f64 = weights.iter().sum();
                 weights.iter_mut().for_each(|w| *w /= s);
-                TargetLaw::Mixture(GaussianMixture {
-                    centroids,
-                    weights,
-                    variance: tc.variance,
-                })
+                TargetLaw::Mixture(GaussianMixture { centroids, weights, variance: tc.variance })
             }
             TargetKind::Mnist7Gauss => {
                 if d != 784 {
-                    bail!(
-                        "config field `d` = {d} is out of range for target.kind = \"mnist7_gauss\"; allowed: 784"
-                    );
+                    bail!("config field `d` = {d} is out of range for target.kind = \"mnist7_gauss\"; allowed: 784");
                 }
-                let dir = if tc.data_dir.is_empty() {
-                    Mnist::default_dir()
-                } else {
-                    PathBuf::from(&tc.data_dir)
-                };
+                let dir = if tc.data_dir.is_empty() { Mnist::default_dir() } else { PathBuf::from(&tc.data_dir) };
                 let mnist = Mnist::load(&dir, false)?;
                 let (mean, cov) = mnist_moments(&mnist, tc.digit, tc.scaling);
                 let mean = if tc.use_mean { mean } else { vec![0.0; d] };
@@ -219,13 +188,10 @@ impl Target {
             }
             TargetKind::GaussianNpy => {
                 let path = tc.covariance_npy.as_ref().unwrap();
-                let (shape, mut cov) =
-                    crate::store::npy::read::<f64>(std::path::Path::new(path))
-                        .map_err(|e| anyhow::anyhow!("target.covariance_npy: {e}"))?;
+                let (shape, mut cov) = crate::store::npy::read::<f64>(std::path::Path::new(path))
+                    .map_err(|e| anyhow::anyhow!("target.covariance_npy: {e}"))?;
                 if shape != [d, d] {
-                    bail!(
-                        "config field `target.covariance_npy` has shape {shape:?}; allowed: [{d}, {d}] (d × d)"
-                    );
+                    bail!("config field `target.covariance_npy` has shape {shape:?}; allowed: [{d}, {d}] (d × d)");
                 }
                 if tc.normalise_trace {
                     let tr: f64 = (0..d).map(|i| cov[i * d + i]).sum();
@@ -245,13 +211,7 @@ impl Target {
                 TargetLaw::Gaussian(CovGaussian::from_covariance(mean, &cov, d)?)
             }
         };
-        let mut t = Target {
-            d,
-            kind: tc.kind,
-            law,
-            plane: Vec::new(),
-            hellinger_dir: Vec::new(),
-        };
+        let mut t = Target { d, kind: tc.kind, law, plane: Vec::new(), hellinger_dir: Vec::new() };
         let plane_kind = match cfg.generate.plane {
             PlaneKind::Auto => match (&t.law, tc.kind) {
                 (_, TargetKind::Bimodal) => PlaneKind::CentroidRandom,
@@ -293,13 +253,7 @@ impl Target {
     /// A target from an explicit law; the plane is its top-2 principal components (Gaussians) or
     /// (μ̂₁, the next centroid direction or e₂) for mixtures.
     pub fn from_law(d: usize, kind: TargetKind, law: TargetLaw) -> Self {
-        let mut t = Target {
-            d,
-            kind,
-            law,
-            plane: Vec::new(),
-            hellinger_dir: Vec::new(),
-        };
+        let mut t = Target { d, kind, law, plane: Vec::new(), hellinger_dir: Vec::new() };
         t.plane = t.principal_components(2);
         t.hellinger_dir = t.plane[0].clone();
         t
@@ -332,9 +286,7 @@ impl Target {
             TargetLaw::Mixture(m) => v.iter().map(|x| x * m.variance).collect(),
             TargetLaw::Gaussian(g) => {
                 let d = self.d;
-                (0..d)
-                    .map(|i| dotf(&g.cov[i * d..(i + 1) * d], v))
-                    .collect()
+                (0..d).map(|i| dotf(&g.cov[i * d..(i + 1) * d], v)).collect()
             }
         }
     }
@@ -378,11 +330,8 @@ impl Target {
                 cov[i * k + j] = dotf(&e[i], &sig_e[j]);
             }
         }
-        let components = cs
-            .iter()
-            .zip(&ws)
-            .map(|(c, &w)| (w, e.iter().map(|v| dotf(v, c)).collect(), cov.clone()))
-            .collect();
+        let components =
+            cs.iter().zip(&ws).map(|(c, &w)| (w, e.iter().map(|v| dotf(v, c)).collect(), cov.clone())).collect();
         ProjectedLaw { k, components }
     }
 
@@ -394,8 +343,7 @@ impl Target {
             m.iter_mut().for_each(|x| *x *= beta);
             for i in 0..k {
                 for j in 0..k {
-                    c[i * k + j] =
-                        beta * beta * c[i * k + j] + if i == j { alpha * alpha } else { 0.0 };
+                    c[i * k + j] = beta * beta * c[i * k + j] + if i == j { alpha * alpha } else { 0.0 };
                 }
             }
         }
@@ -406,26 +354,14 @@ impl Target {
     pub fn principal_components(&self, k: usize) -> Vec<Vec<f64>> {
         let d = self.d;
         match &self.law {
-            TargetLaw::Gaussian(g) => (0..k.min(d))
-                .map(|j| g.eigvecs[j * d..(j + 1) * d].to_vec())
-                .collect(),
+            TargetLaw::Gaussian(g) => (0..k.min(d)).map(|j| g.eigvecs[j * d..(j + 1) * d].to_vec()).collect(),
             TargetLaw::Mixture(m) => {
                 // Cov = θI + Σ π_c (μ_c − μ̄)(μ_c − μ̄)ᵀ: its top directions lie in the span of the centred
                 // centroids; diagonalise the between-cluster part in an orthonormal basis of that span.
-                let mbar: Vec<f64> = (0..d)
-                    .map(|i| {
-                        m.centroids
-                            .iter()
-                            .zip(&m.weights)
-                            .map(|(c, w)| w * c[i])
-                            .sum()
-                    })
-                    .collect();
-                let centred: Vec<Vec<f64>> = m
-                    .centroids
-                    .iter()
-                    .map(|c| c.iter().zip(&mbar).map(|(a, b)| a - b).collect())
-                    .collect();
+                let mbar: Vec<f64> =
+                    (0..d).map(|i| m.centroids.iter().zip(&m.weights).map(|(c, w)| w * c[i]).sum()).collect();
+                let centred: Vec<Vec<f64>> =
+                    m.centroids.iter().map(|c| c.iter().zip(&mbar).map(|(a, b)| a - b).collect()).collect();
                 let mut basis: Vec<Vec<f64>> = Vec::new();
                 for c in &centred {
                     if let Some(u) = orthonormalise(c, &basis) {
@@ -477,9 +413,7 @@ impl Target {
         let c0 = cfg.init.scale;
         let (kind, mode) = match (cfg.init.kind, self.kind, &self.law) {
             (InitKind::Auto, TargetKind::Bimodal, _) => (InitKind::Centroids, ScaleMode::Norm),
-            (InitKind::Auto, _, TargetLaw::Mixture(_)) => {
-                (InitKind::Centroids, cfg.init.scale_mode)
-            }
+            (InitKind::Auto, _, TargetLaw::Mixture(_)) => (InitKind::Centroids, cfg.init.scale_mode),
             (InitKind::Auto, _, TargetLaw::Gaussian(_)) => (InitKind::Principal, ScaleMode::Norm),
             (k, _, _) => (k, cfg.init.scale_mode),
         };
@@ -519,14 +453,7 @@ pub fn init_stream(cfg: &DaeConfig) -> ScalarRng {
 
 /// The seed of stream (System B, experiment, d, `walker`, `kind`) under the config's master seed.
 pub fn stream_seed(cfg: &DaeConfig, walker: u64, kind: StreamKind) -> u64 {
-    StreamId {
-        system: SYSTEM_ID,
-        experiment: hash_name(&cfg.name),
-        d: cfg.d as u64,
-        walker,
-        kind,
-    }
-    .seed(cfg.seed)
+    StreamId { system: SYSTEM_ID, experiment: hash_name(&cfg.name), d: cfg.d as u64, walker, kind }.seed(cfg.seed)
 }
 
 /// Cluster index c with probability π_c (one uniform from the Latent stream).
@@ -550,9 +477,7 @@ impl CovGaussian {
     /// Eigendecomposition of a d×d covariance (row-major) with faer; negative eigenvalues are clipped.
     pub fn from_covariance(mean: Vec<f64>, cov: &[f64], d: usize) -> Result<Self> {
         let a = Mat::<f64>::from_fn(d, d, |i, j| 0.5 * (cov[i * d + j] + cov[j * d + i]));
-        let evd = a
-            .self_adjoint_eigen(Side::Lower)
-            .map_err(|e| anyhow::anyhow!("eigendecomposition failed: {e:?}"))?;
+        let evd = a.self_adjoint_eigen(Side::Lower).map_err(|e| anyhow::anyhow!("eigendecomposition failed: {e:?}"))?;
         let s = evd.S().column_vector();
         let u = evd.U();
         // faer sorts ascending; store descending.
@@ -563,9 +488,7 @@ impl CovGaussian {
             eigvals[k] = s[src].max(0.0);
             // Fix the sign so the largest-magnitude entry is positive (reproducible directions).
             let col: Vec<f64> = (0..d).map(|i| u[(i, src)]).collect();
-            let imax = (0..d)
-                .max_by(|&a, &b| col[a].abs().partial_cmp(&col[b].abs()).unwrap())
-                .unwrap();
+            let imax = (0..d).max_by(|&a, &b| col[a].abs().partial_cmp(&col[b].abs()).unwrap()).unwrap();
             let sg = if col[imax] < 0.0 { -1.0 } else { 1.0 };
             for i in 0..d {
                 eigvecs[k * d + i] = sg * col[i];
@@ -592,13 +515,7 @@ impl CovGaussian {
                 }
             }
         }
-        Ok(CovGaussian {
-            mean,
-            eigvals,
-            eigvecs,
-            sqrt_cov,
-            cov,
-        })
+        Ok(CovGaussian { mean, eigvals, eigvecs, sqrt_cov, cov })
     }
 
     /// x = m + L z with z ~ N(0, I) drawn into the scratch `z`.

@@ -93,13 +93,7 @@ impl StatsSink for NullSink {
 /// Where training samples x₁ come from: the target, or a previous generation's sampler (§4.11).
 pub trait X1Source {
     /// Draws x₁ into `x1` (normals from `nrng`, scalars from `srng`, `z` a d-length scratch).
-    fn draw<T: Real>(
-        &self,
-        nrng: &mut NormalRng,
-        srng: &mut ScalarRng,
-        x1: &mut [T],
-        z: &mut [f64],
-    );
+    fn draw<T: Real>(&self, nrng: &mut NormalRng, srng: &mut ScalarRng, x1: &mut [T], z: &mut [f64]);
     /// The isotropic unit-variance mixture, when the fused draw-and-project pass applies.
     fn unit_mixture(&self) -> Option<&GaussianMixture> {
         None
@@ -108,13 +102,7 @@ pub trait X1Source {
 
 impl X1Source for Target {
     #[inline]
-    fn draw<T: Real>(
-        &self,
-        nrng: &mut NormalRng,
-        srng: &mut ScalarRng,
-        x1: &mut [T],
-        z: &mut [f64],
-    ) {
+    fn draw<T: Real>(&self, nrng: &mut NormalRng, srng: &mut ScalarRng, x1: &mut [T], z: &mut [f64]) {
         self.sample_x1_into(nrng, srng, x1, z);
     }
     fn unit_mixture(&self) -> Option<&GaussianMixture> {
@@ -173,45 +161,24 @@ pub fn data_streams(cfg: &DaeConfig, generation: u64) -> (NormalRng, ScalarRng) 
         walker: (generation << 32) | cfg.walker,
         kind: StreamKind::Data,
     };
-    let lat = StreamId {
-        kind: StreamKind::Latent,
-        ..base
-    };
-    (
-        NormalRng::from_seed(base.seed(cfg.seed)),
-        ScalarRng::from_seed(lat.seed(cfg.seed)),
-    )
+    let lat = StreamId { kind: StreamKind::Latent, ..base };
+    (NormalRng::from_seed(base.seed(cfg.seed)), ScalarRng::from_seed(lat.seed(cfg.seed)))
 }
 
 impl<T: Real> Trainer<T> {
     /// A trainer from explicit initial weights (column-major d×r, f64).
-    pub fn with_weights<S: X1Source>(
-        cfg: &DaeConfig,
-        source: &S,
-        w0: &[f64],
-        b0: f64,
-        generation: u64,
-    ) -> Self {
+    pub fn with_weights<S: X1Source>(cfg: &DaeConfig, source: &S, w0: &[f64], b0: f64, generation: u64) -> Self {
         let (d, r) = (cfg.d, cfg.r);
-        assert!(
-            w0.len() == d * r,
-            "Trainer: w0 has {} entries, d·r = {}",
-            w0.len(),
-            d * r
-        );
+        assert!(w0.len() == d * r, "Trainer: w0 has {} entries, d·r = {}", w0.len(), d * r);
         assert!(cfg.times.len() <= MAX_TIMES);
         let w: Vec<T> = w0.iter().map(|&v| T::from_f64(v)).collect();
         let dae = Dae::new(d, r, w, b0, cfg.activation);
         let q_cal = exact_q_cal(&dae);
         let (nrng, srng) = data_streams(cfg, generation);
         let (centroids_t, mix_weights) = match source.unit_mixture() {
-            Some(m) => (
-                m.centroids
-                    .iter()
-                    .map(|c| c.iter().map(|&v| T::from_f64(v)).collect())
-                    .collect(),
-                m.weights.clone(),
-            ),
+            Some(m) => {
+                (m.centroids.iter().map(|c| c.iter().map(|&v| T::from_f64(v)).collect()).collect(), m.weights.clone())
+            }
             None => (Vec::new(), Vec::new()),
         };
         let nt = cfg.times.len();
@@ -219,11 +186,7 @@ impl<T: Real> Trainer<T> {
             dae,
             eta: cfg.eta,
             lambda: cfg.lambda,
-            ab: cfg
-                .times
-                .iter()
-                .map(|&t| DaeConfig::alpha_beta(t))
-                .collect(),
+            ab: cfg.times.iter().map(|&t| DaeConfig::alpha_beta(t)).collect(),
             q_cal,
             x1: vec![T::default(); d],
             x0: vec![T::default(); d],
@@ -280,11 +243,7 @@ impl<T: Real> Trainer<T> {
             self.p1[g] = blas1::dot(wg, &self.x1);
             self.p0[g] = blas1::dot(wg, &self.x0);
         }
-        (
-            blas1::dot(&self.x1, &self.x1),
-            blas1::dot(&self.x0, &self.x0),
-            blas1::dot(&self.x1, &self.x0),
-        )
+        (blas1::dot(&self.x1, &self.x1), blas1::dot(&self.x0, &self.x0), blas1::dot(&self.x1, &self.x0))
     }
 
     /// One online SGD step on a fresh pair (x₁, x₀) (SPEC §4.3).
@@ -334,8 +293,7 @@ impl<T: Real> Trainer<T> {
             // ½‖e‖², e = bα x₀ + (bβ − 1) x₁ + Wσ/√d.
             let ca = b * al;
             let cb = b * be - 1.0;
-            loss +=
-                0.5 * (ca * ca * n00 + 2.0 * ca * cb * n01 + cb * cb * n11 + 2.0 * sig_e_lin + sqs);
+            loss += 0.5 * (ca * ca * n00 + 2.0 * ca * cb * n01 + cb * cb * n11 + 2.0 * sig_e_lin + sqs);
         }
         self.loss_acc += loss / df;
         self.loss_n += 1;
@@ -357,10 +315,7 @@ impl<T: Real> Trainer<T> {
         for g in 0..r {
             let mut terms: [(f64, &[T]); MAX_TIMES + 2] = [(0.0, &self.x0[..]); MAX_TIMES + 2];
             for t in 0..nt {
-                terms[t] = (
-                    -eta / df * self.sig[t * r + g],
-                    &self.gbuf[t * d..(t + 1) * d],
-                );
+                terms[t] = (-eta / df * self.sig[t * r + g], &self.gbuf[t * d..(t + 1) * d]);
             }
             terms[nt] = (a0s * self.c0[g], &self.x0[..]);
             terms[nt + 1] = (a0s * self.c1[g], &self.x1[..]);
@@ -428,11 +383,7 @@ impl<T: Real> Trainer<T> {
     /// The statistics of the current w (𝒬 recomputed exactly and resynchronised).
     pub fn record(&mut self, target: &Target, cfg: &DaeConfig) -> StatsRecord {
         self.q_cal = exact_q_cal(&self.dae);
-        let loss = if self.loss_n > 0 {
-            self.loss_acc / self.loss_n as f64
-        } else {
-            f64::NAN
-        };
+        let loss = if self.loss_n > 0 { self.loss_acc / self.loss_n as f64 } else { f64::NAN };
         self.loss_acc = 0.0;
         self.loss_n = 0;
         let mut rec = stats_of(&self.dae, target, &self.q_cal);
@@ -464,10 +415,7 @@ impl<T: Real> Trainer<T> {
         sink: &mut S,
         snapshot_thetas: &[f64],
     ) -> Result<TrainOutput<T>> {
-        let theta_end = snapshot_thetas
-            .iter()
-            .copied()
-            .fold(cfg.theta_max, f64::max);
+        let theta_end = snapshot_thetas.iter().copied().fold(cfg.theta_max, f64::max);
         let n = cfg.steps_for(theta_end);
         let stride = cfg.record_stride();
         let mut points = log_grid(n, 10);
@@ -475,10 +423,7 @@ impl<T: Real> Trainer<T> {
         points.push(0);
         points.sort_unstable();
         points.dedup();
-        let mut snaps: Vec<(u64, f64)> = snapshot_thetas
-            .iter()
-            .map(|&th| (cfg.steps_for(th), th))
-            .collect();
+        let mut snaps: Vec<(u64, f64)> = snapshot_thetas.iter().map(|&th| (cfg.steps_for(th), th)).collect();
         snaps.sort_by_key(|s| s.0);
         let mut next_snap = 0;
         let start = std::time::Instant::now();
@@ -497,11 +442,7 @@ impl<T: Real> Trainer<T> {
             if self.step >= n {
                 break;
             }
-            let until = points
-                .get(pi)
-                .copied()
-                .unwrap_or(n)
-                .min(snaps.get(next_snap).map(|s| s.0).unwrap_or(n));
+            let until = points.get(pi).copied().unwrap_or(n).min(snaps.get(next_snap).map(|s| s.0).unwrap_or(n));
             while self.step < until {
                 self.step(source);
             }
@@ -514,11 +455,7 @@ impl<T: Real> Trainer<T> {
             }
         }
         let seconds = start.elapsed().as_secs_f64();
-        Ok(TrainOutput {
-            steps: self.step,
-            dae: self.dae,
-            seconds,
-        })
+        Ok(TrainOutput { steps: self.step, dae: self.dae, seconds })
     }
 }
 
@@ -578,16 +515,7 @@ pub fn stats_of<T: Real>(dae: &Dae<T>, target: &Target, q_cal: &[f64]) -> StatsR
             gm[k * r + g] = isd * blas1::dot(e, col(g));
         }
     }
-    StatsRecord {
-        step: 0,
-        theta: 0.0,
-        m,
-        q_cal: q_cal.to_vec(),
-        q,
-        b: dae.b,
-        g: gm,
-        loss: f64::NAN,
-    }
+    StatsRecord { step: 0, theta: 0.0, m, q_cal: q_cal.to_vec(), q, b: dae.b, g: gm, loss: f64::NAN }
 }
 
 #[cfg(test)]
@@ -599,8 +527,8 @@ mod tests {
         assert_eq!(
             log_grid(1000, 10),
             vec![
-                1, 2, 3, 4, 6, 7, 8, 10, 13, 16, 20, 26, 32, 40, 51, 64, 80, 100, 126, 159, 200,
-                252, 317, 399, 502, 631, 795, 1000
+                1, 2, 3, 4, 6, 7, 8, 10, 13, 16, 20, 26, 32, 40, 51, 64, 80, 100, 126, 159, 200, 252, 317, 399, 502,
+                631, 795, 1000
             ]
         );
     }

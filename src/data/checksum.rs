@@ -30,13 +30,9 @@ fn hex(b: &[u8]) -> String {
 
 /// Fails unless `path` has sha256 `expected`.
 pub fn verify_sha256(path: &Path, expected: &str) -> anyhow::Result<()> {
-    let got =
-        sha256_file(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let got = sha256_file(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     if got != expected {
-        anyhow::bail!(
-            "sha256 mismatch for {}: expected {expected}, got {got}",
-            path.display()
-        );
+        anyhow::bail!("sha256 mismatch for {}: expected {expected}, got {got}", path.display());
     }
     Ok(())
 }
@@ -45,13 +41,7 @@ pub fn verify_sha256(path: &Path, expected: &str) -> anyhow::Result<()> {
 mod tests {
     #[test]
     fn known_digests() {
-        assert_eq!(
-            super::sha256_bytes(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert_eq!(
-            super::sha256_bytes(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(super::sha256_bytes(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(super::sha256_bytes(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

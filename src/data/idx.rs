@@ -39,17 +39,10 @@ pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray> {
         bail!("IDX: file shorter than its 4-byte magic");
     }
     if bytes[0] != 0 || bytes[1] != 0 {
-        bail!(
-            "IDX: magic must start with two zero bytes, got {:02x}{:02x}",
-            bytes[0],
-            bytes[1]
-        );
+        bail!("IDX: magic must start with two zero bytes, got {:02x}{:02x}", bytes[0], bytes[1]);
     }
     if bytes[2] != 0x08 {
-        bail!(
-            "IDX: element type 0x{:02x} unsupported (only 0x08 = u8)",
-            bytes[2]
-        );
+        bail!("IDX: element type 0x{:02x} unsupported (only 0x08 = u8)", bytes[2]);
     }
     let nd = bytes[3] as usize;
     if nd == 0 {
@@ -57,34 +50,21 @@ pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray> {
     }
     let header = 4 + 4 * nd;
     if bytes.len() < header {
-        bail!(
-            "IDX: truncated header ({} dimensions need {header} bytes)",
-            nd
-        );
+        bail!("IDX: truncated header ({} dimensions need {header} bytes)", nd);
     }
-    let dims: Vec<usize> = (0..nd)
-        .map(|k| u32::from_be_bytes(bytes[4 + 4 * k..8 + 4 * k].try_into().unwrap()) as usize)
-        .collect();
+    let dims: Vec<usize> =
+        (0..nd).map(|k| u32::from_be_bytes(bytes[4 + 4 * k..8 + 4 * k].try_into().unwrap()) as usize).collect();
     let n = dims.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
-    let Some(n) = n else {
-        bail!("IDX: dimensions {dims:?} overflow")
-    };
+    let Some(n) = n else { bail!("IDX: dimensions {dims:?} overflow") };
     if bytes.len() - header != n {
-        bail!(
-            "IDX: dimensions {dims:?} need {n} data bytes, file has {}",
-            bytes.len() - header
-        );
+        bail!("IDX: dimensions {dims:?} need {n} data bytes, file has {}", bytes.len() - header);
     }
-    Ok(IdxArray {
-        dims,
-        data: bytes[header..].to_vec(),
-    })
+    Ok(IdxArray { dims, data: bytes[header..].to_vec() })
 }
 
 /// Reads an IDX file.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| anyhow::anyhow!("cannot read IDX file {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read IDX file {}: {e}", path.display()))?;
     parse_idx(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
@@ -101,18 +81,8 @@ mod tests {
         assert_eq!(a.item(1), &[6, 7, 8, 9, 10, 11]);
         let lab = [0, 0, 8, 1, 0, 0, 0, 3, 5, 0, 4];
         assert_eq!(parse_idx(&lab).unwrap().data, vec![5, 0, 4]);
-        assert!(
-            parse_idx(&lab[..10])
-                .unwrap_err()
-                .to_string()
-                .contains("data bytes")
-        );
-        assert!(
-            parse_idx(&[0, 0, 0x0d, 1, 0, 0, 0, 0])
-                .unwrap_err()
-                .to_string()
-                .contains("unsupported")
-        );
+        assert!(parse_idx(&lab[..10]).unwrap_err().to_string().contains("data bytes"));
+        assert!(parse_idx(&[0, 0, 0x0d, 1, 0, 0, 0, 0]).unwrap_err().to_string().contains("unsupported"));
         assert!(parse_idx(&[1, 0, 8, 1]).is_err());
     }
 }

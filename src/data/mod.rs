@@ -12,8 +12,6 @@ use std::path::PathBuf;
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os("DIFFEXP_DATA") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("data")
-            .join("cache"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join("cache"),
     }
 }

@@ -114,9 +114,7 @@ impl FromStr for NuLaw {
                         }
                     }
                 }
-                Err(format!(
-                    "unknown nu_law `{s}`; allowed: rademacher, uniform, laplace, two_point(ρ) with 0 < ρ < 1"
-                ))
+                Err(format!("unknown nu_law `{s}`; allowed: rademacher, uniform, laplace, two_point(ρ) with 0 < ρ < 1"))
             }
         }
     }

@@ -163,13 +163,7 @@ impl<T: Real> MixedCumulantModel<T> {
     pub fn draw_shift(&self, latent: &mut ScalarRng) -> SampleShift {
         let p = &self.params;
         let (lambda, nu) = draw_latents(p.nu_law, p.coupling, latent);
-        SampleShift {
-            lambda,
-            nu,
-            c_m: p.beta_m,
-            c_u: p.beta_u.sqrt() * lambda,
-            c_v: self.s_v * nu,
-        }
+        SampleShift { lambda, nu, c_m: p.beta_m, c_u: p.beta_u.sqrt() * lambda, c_v: self.s_v * nu }
     }
 
     /// Writes one sample into `x` (bulk normals from `normals`, latents from `latent`).

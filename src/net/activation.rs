@@ -124,9 +124,7 @@ impl FromStr for Activation {
                         }
                     }
                 }
-                Err(format!(
-                    "unknown activation `{s}`; allowed: tanh, erf, relu, linear, hermite(k) with 1 ≤ k ≤ 12"
-                ))
+                Err(format!("unknown activation `{s}`; allowed: tanh, erf, relu, linear, hermite(k) with 1 ≤ k ≤ 12"))
             }
         }
     }

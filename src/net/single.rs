@@ -89,7 +89,11 @@ mod tests {
                 wp[i] += eps;
                 wm[i] -= eps;
                 let fd = (net.loss(&wp, &x, &xt, 0.7) - net.loss(&wm, &x, &xt, 0.7)) / (2.0 * eps);
-                assert!((fd - g.grad_w[i]).abs() <= 1e-6 * (1.0 + fd.abs()), "{act} w[{i}]: fd {fd} vs {}", g.grad_w[i]);
+                assert!(
+                    (fd - g.grad_w[i]).abs() <= 1e-6 * (1.0 + fd.abs()),
+                    "{act} w[{i}]: fd {fd} vs {}",
+                    g.grad_w[i]
+                );
             }
             let (np, nm) = (SingleDirection { b: 0.8 + eps, ..net }, SingleDirection { b: 0.8 - eps, ..net });
             let fd = (np.loss(&w, &x, &xt, 0.7) - nm.loss(&w, &x, &xt, 0.7)) / (2.0 * eps);

@@ -63,7 +63,13 @@ pub struct TwoLayerScratch<T> {
 
 impl<T: TwoLayerReal> TwoLayerScratch<T> {
     pub fn new(d: usize, k: usize, b: usize) -> Self {
-        Self { b, sig: vec![T::default(); k * b], chi: vec![T::default(); k * b], e: vec![T::default(); d * b], sp: vec![T::default(); k * b] }
+        Self {
+            b,
+            sig: vec![T::default(); k * b],
+            chi: vec![T::default(); k * b],
+            e: vec![T::default(); d * b],
+            sp: vec![T::default(); k * b],
+        }
     }
 }
 
@@ -89,7 +95,14 @@ impl<T: TwoLayerReal> TwoLayer<T> {
         let (d, k, b) = (self.d, self.k, scratch.b);
         assert!(xt.len() == d * b && out.len() == d * b, "forward: x_t and out must be d×B = {d}×{b}");
         let isd = T::from_f64(1.0 / (d as f64).sqrt());
-        matmul(mat_mut(&mut scratch.sig, k, b), Accum::Replace, mat(&self.w, d, k).transpose(), mat(xt, d, b), isd, Par::Seq);
+        matmul(
+            mat_mut(&mut scratch.sig, k, b),
+            Accum::Replace,
+            mat(&self.w, d, k).transpose(),
+            mat(xt, d, b),
+            isd,
+            Par::Seq,
+        );
         for s in scratch.sig.iter_mut() {
             *s = T::from_f64(self.activation.value(s.to_f64()));
         }
@@ -110,7 +123,14 @@ impl<T: TwoLayerReal> TwoLayer<T> {
         assert!(g.grad_w.len() == d * k, "gradient: grad_w must be d×K = {d}×{k}");
         let isd = 1.0 / (d as f64).sqrt();
         // h = Wᵀx_t/√d, then σ(h) and σ'(h).
-        matmul(mat_mut(&mut scratch.sig, k, b), Accum::Replace, mat(&self.w, d, k).transpose(), mat(xt, d, b), T::from_f64(isd), Par::Seq);
+        matmul(
+            mat_mut(&mut scratch.sig, k, b),
+            Accum::Replace,
+            mat(&self.w, d, k).transpose(),
+            mat(xt, d, b),
+            T::from_f64(isd),
+            Par::Seq,
+        );
         for (s, sp) in scratch.sig.iter_mut().zip(scratch.sp.iter_mut()) {
             let (v, dv) = self.activation.value_and_derivative(s.to_f64());
             *s = T::from_f64(v);
@@ -121,7 +141,14 @@ impl<T: TwoLayerReal> TwoLayer<T> {
         for i in 0..d * b {
             scratch.e[i] = c * xt[i] - x[i];
         }
-        matmul(mat_mut(&mut scratch.e, d, b), Accum::Add, mat(self.readout(), d, k), mat(&scratch.sig, k, b), T::from_f64(isd), Par::Seq);
+        matmul(
+            mat_mut(&mut scratch.e, d, b),
+            Accum::Add,
+            mat(self.readout(), d, k),
+            mat(&scratch.sig, k, b),
+            T::from_f64(isd),
+            Par::Seq,
+        );
         let mut loss = 0.0;
         let mut gc = 0.0;
         for i in 0..d * b {
@@ -133,21 +160,56 @@ impl<T: TwoLayerReal> TwoLayer<T> {
         g.loss = loss * inv_b;
         g.grad_c = gc * inv_b;
         // χ = σ'(h) ⊙ (Rᵀe)·scale, R the read-out; tied scale 1/√d (ε), untied 1/d folded below.
-        matmul(mat_mut(&mut scratch.chi, k, b), Accum::Replace, mat(self.readout(), d, k).transpose(), mat(&scratch.e, d, b), T::from_f64(isd), Par::Seq);
+        matmul(
+            mat_mut(&mut scratch.chi, k, b),
+            Accum::Replace,
+            mat(self.readout(), d, k).transpose(),
+            mat(&scratch.e, d, b),
+            T::from_f64(isd),
+            Par::Seq,
+        );
         for (ch, &sp) in scratch.chi.iter_mut().zip(&scratch.sp) {
             *ch = *ch * sp;
         }
         let a = T::from_f64(isd * inv_b);
         match self.tying {
             Tying::Tied => {
-                matmul(mat_mut(&mut g.grad_w, d, k), Accum::Replace, mat(&scratch.e, d, b), mat(&scratch.sig, k, b).transpose(), a, Par::Seq);
-                matmul(mat_mut(&mut g.grad_w, d, k), Accum::Add, mat(xt, d, b), mat(&scratch.chi, k, b).transpose(), a, Par::Seq);
+                matmul(
+                    mat_mut(&mut g.grad_w, d, k),
+                    Accum::Replace,
+                    mat(&scratch.e, d, b),
+                    mat(&scratch.sig, k, b).transpose(),
+                    a,
+                    Par::Seq,
+                );
+                matmul(
+                    mat_mut(&mut g.grad_w, d, k),
+                    Accum::Add,
+                    mat(xt, d, b),
+                    mat(&scratch.chi, k, b).transpose(),
+                    a,
+                    Par::Seq,
+                );
             }
             Tying::Untied => {
                 assert!(g.grad_v.len() == d * k, "gradient: grad_v must be d×K = {d}×{k}");
-                matmul(mat_mut(&mut g.grad_v, d, k), Accum::Replace, mat(&scratch.e, d, b), mat(&scratch.sig, k, b).transpose(), a, Par::Seq);
+                matmul(
+                    mat_mut(&mut g.grad_v, d, k),
+                    Accum::Replace,
+                    mat(&scratch.e, d, b),
+                    mat(&scratch.sig, k, b).transpose(),
+                    a,
+                    Par::Seq,
+                );
                 // ∇_W = x_t(σ' ⊙ Vᵀe)ᵀ/d = x_t χᵀ/√d since χ already carries one 1/√d.
-                matmul(mat_mut(&mut g.grad_w, d, k), Accum::Replace, mat(xt, d, b), mat(&scratch.chi, k, b).transpose(), a, Par::Seq);
+                matmul(
+                    mat_mut(&mut g.grad_w, d, k),
+                    Accum::Replace,
+                    mat(xt, d, b),
+                    mat(&scratch.chi, k, b).transpose(),
+                    a,
+                    Par::Seq,
+                );
             }
         }
     }
@@ -185,7 +247,8 @@ mod tests {
         let (d, k, b) = (9, 3, 2);
         let mut rng = ScalarRng::from_seed(5);
         for tying in [Tying::Tied, Tying::Untied] {
-            for act in [Activation::Tanh, Activation::Erf, Activation::Relu, Activation::Linear, Activation::Hermite(3)] {
+            for act in [Activation::Tanh, Activation::Erf, Activation::Relu, Activation::Linear, Activation::Hermite(3)]
+            {
                 let rand = |rng: &mut ScalarRng, n: usize| (0..n).map(|_| rng.normal()).collect::<Vec<f64>>();
                 let net = TwoLayer {
                     d,

@@ -21,9 +21,7 @@ pub struct SpikeFrame {
 impl SpikeFrame {
     /// Orthonormal spikes: F = (m, u, v).
     pub fn orthonormal() -> Self {
-        Self {
-            spikes: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
-        }
+        Self { spikes: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]] }
     }
 
     /// The law of the spikes of a full-d run with the given layout. Orthonormal spikes (QR of a
@@ -95,15 +93,7 @@ impl SpikeFrame {
                 gram[i][j] = (0..P).map(|k| self.spikes[i][k] * self.spikes[j][k]).sum();
             }
         }
-        MixedCumulantModel::new(
-            params,
-            Spikes {
-                m: m.to_vec(),
-                u: u.to_vec(),
-                v: v.to_vec(),
-                gram,
-            },
-        )
+        MixedCumulantModel::new(params, Spikes { m: m.to_vec(), u: u.to_vec(), v: v.to_vec(), gram })
     }
 }
 
@@ -126,11 +116,7 @@ mod tests {
                 assert!((bij - (i == j) as u8 as f64).abs() < 1e-14);
             }
         }
-        assert!(
-            f.spikes[0][1].abs() < 1e-14
-                && f.spikes[0][2].abs() < 1e-14
-                && f.spikes[1][2].abs() < 1e-14
-        );
+        assert!(f.spikes[0][1].abs() < 1e-14 && f.spikes[0][2].abs() < 1e-14 && f.spikes[1][2].abs() < 1e-14);
     }
 
     /// Random-spike frames have the law of the full sampler's Gram matrix: E⟨m,u⟩² = 1/d.

@@ -45,11 +45,7 @@ fn vectors_and_cols(cfg: &Config) -> (usize, usize) {
     let b = cfg.train.batch;
     match cfg.denoiser.kind {
         DenoiserKind::Single => {
-            let per = if cfg.noise.level_mode == LevelMode::Sum {
-                cfg.noise.a_values().len()
-            } else {
-                1
-            };
+            let per = if cfg.noise.level_mode == LevelMode::Sum { cfg.noise.a_values().len() } else { 1 };
             (b * (1 + per), 1)
         }
         DenoiserKind::Tied => (2 * b, cfg.denoiser.units),
@@ -83,15 +79,9 @@ pub fn check_reducible(cfg: &Config) -> Result<(), ConfigError> {
         });
     }
     if let Some(&d) = cfg.study.dims.iter().find(|&&d| d < need) {
-        return Err(ConfigError {
-            field: "study.dims".into(),
-            value: d.to_string(),
-            allowed: why(d),
-        });
+        return Err(ConfigError { field: "study.dims".into(), value: d.to_string(), allowed: why(d) });
     }
-    if cfg.denoiser.kind != DenoiserKind::Single
-        && cfg.noise.levels.is_some()
-        && cfg.noise.level_mode == LevelMode::Sum
+    if cfg.denoiser.kind != DenoiserKind::Single && cfg.noise.levels.is_some() && cfg.noise.level_mode == LevelMode::Sum
     {
         return Err(ConfigError {
             field: "noise.level_mode".into(),
@@ -105,11 +95,7 @@ pub fn check_reducible(cfg: &Config) -> Result<(), ConfigError> {
 /// The spike frame of walker `walker` at dimension d: drawn from the walker-independent `Spikes`
 /// stream, or per walker with `resample_spikes_per_walker` (as the full engine's spikes).
 pub fn spike_frame(cfg: &Config, d: usize, walker: u64) -> SpikeFrame {
-    let w = if cfg.model.resample_spikes_per_walker {
-        walker
-    } else {
-        0
-    };
+    let w = if cfg.model.resample_spikes_per_walker { walker } else { 0 };
     let mut rng = ScalarRng::from_seed(stream(cfg, d, w, StreamKind::Spikes));
     SpikeFrame::draw(d as u64, cfg.model.spikes, &mut rng)
 }
@@ -126,10 +112,7 @@ pub fn single_setup(cfg: &Config, d: usize, walker: u64) -> ReducedSingleSetup {
     let dn = &cfg.denoiser;
     let eta = cfg.train.step_eta(d);
     ReducedSingleSetup {
-        net: SingleDirection {
-            activation: dn.activation,
-            b: dn.b,
-        },
+        net: SingleDirection { activation: dn.activation, b: dn.b },
         params: cfg.model.params(),
         frame: spike_frame(cfg, d, walker),
         d: d as u64,
@@ -152,9 +135,7 @@ pub fn build_learner(cfg: &Config, d: usize, walker: u64) -> ReducedLearner {
     let a_values = cfg.noise.a_values();
     let dn = &cfg.denoiser;
     match dn.kind {
-        DenoiserKind::Single => {
-            ReducedLearner::Single(ReducedSingleLearner::new(single_setup(cfg, d, walker)))
-        }
+        DenoiserKind::Single => ReducedLearner::Single(ReducedSingleLearner::new(single_setup(cfg, d, walker))),
         DenoiserKind::Tied | DenoiserKind::Untied => {
             ReducedLearner::TwoLayer(ReducedTwoLayerLearner::new(ReducedTwoLayerSetup {
                 activation: dn.activation,
@@ -179,12 +160,7 @@ pub fn build_learner(cfg: &Config, d: usize, walker: u64) -> ReducedLearner {
 
 /// Runs one walker of the reduced engine and reports its records to `observer` (the reduced
 /// counterpart of `study::run_full_walker`).
-pub fn run_reduced_walker<O: Observer>(
-    cfg: &Config,
-    d: usize,
-    walker: u64,
-    observer: &mut O,
-) -> WalkerOutcome {
+pub fn run_reduced_walker<O: Observer>(cfg: &Config, d: usize, walker: u64, observer: &mut O) -> WalkerOutcome {
     run_reduced_walker_from(cfg, d, walker, None, observer).expect("a fresh start cannot mismatch")
 }
 

@@ -40,16 +40,9 @@ pub fn lanes_apply(cfg: &Config) -> bool {
 
 /// Runs every walker at every d of `dims` on the current rayon pool; results in job order (d as
 /// in `dims`, then walker), as `study::run_jobs`.
-pub fn run_jobs(
-    cfg: &Config,
-    dims: &[usize],
-    keep: bool,
-    progress: &(dyn Fn(usize) + Sync),
-) -> Vec<WalkerResult> {
+pub fn run_jobs(cfg: &Config, dims: &[usize], keep: bool, progress: &(dyn Fn(usize) + Sync)) -> Vec<WalkerResult> {
     let walkers = cfg.train.walkers as u64;
-    let jobs: Vec<(usize, u64)> = (0..dims.len())
-        .flat_map(|i| (0..walkers).map(move |w| (i, w)))
-        .collect();
+    let jobs: Vec<(usize, u64)> = (0..dims.len()).flat_map(|i| (0..walkers).map(move |w| (i, w))).collect();
     if !lanes_apply(cfg) {
         return jobs
             .par_iter()
@@ -64,13 +57,8 @@ pub fn run_jobs(
     // Largest d first (the longest jobs), walkers in order.
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&j| (std::cmp::Reverse(dims[jobs[j].0]), jobs[j].0, jobs[j].1));
-    let queue = Queue {
-        order,
-        jobs: &jobs,
-        cursor: AtomicUsize::new(0),
-    };
-    let results: Vec<Mutex<Option<WalkerResult>>> =
-        (0..jobs.len()).map(|_| Mutex::new(None)).collect();
+    let queue = Queue { order, jobs: &jobs, cursor: AtomicUsize::new(0) };
+    let results: Vec<Mutex<Option<WalkerResult>>> = (0..jobs.len()).map(|_| Mutex::new(None)).collect();
     let sink = |job: usize, r: WalkerResult| {
         *results[job].lock().unwrap() = Some(r);
         progress(1);
@@ -81,10 +69,7 @@ pub fn run_jobs(
             s.spawn(|_| worker(cfg, &contexts, &queue, keep, &sink));
         }
     });
-    results
-        .into_iter()
-        .map(|m| m.into_inner().unwrap().expect("every job ran"))
-        .collect()
+    results.into_iter().map(|m| m.into_inner().unwrap().expect("every job ran")).collect()
 }
 
 /// What all walkers at one d share.
@@ -132,10 +117,7 @@ impl Queue<'_> {
             if self.jobs[j].0 != dim {
                 return None;
             }
-            match self
-                .cursor
-                .compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match self.cursor.compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Some(j),
                 Err(now) => c = now,
             }
@@ -191,14 +173,11 @@ fn worker(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-        {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
             // SAFETY: the features were just detected.
             return unsafe { worker_avx512(cfg, contexts, queue, keep, sink) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: as above.
             return unsafe { worker_avx2(cfg, contexts, queue, keep, sink) };
         }
@@ -282,11 +261,7 @@ fn run_group<const L: usize>(
     let mut carried = carried.into_iter();
     // Idle lanes step spare streams whose numbers are thrown away.
     let mut spares: [WalkerStreams; L] = std::array::from_fn(|l| WalkerStreams::new(l as u64, l as u64 + 1000));
-    let mut st = SingleState {
-        alpha: [Lanes([0.0; L]); P],
-        rho: Lanes([0.0; L]),
-        b: Lanes([0.0; L]),
-    };
+    let mut st = SingleState { alpha: [Lanes([0.0; L]); P], rho: Lanes([0.0; L]), b: Lanes([0.0; L]) };
     let load = |st: &mut SingleState<Lanes<L>>, l: usize, w: &SingleState| {
         for i in 0..P {
             st.alpha[i].0[l] = w.alpha[i];
@@ -300,11 +275,7 @@ fn run_group<const L: usize>(
         b: st.b.0[l],
     };
     for (l, slot) in slots.iter_mut().enumerate() {
-        *slot = carried.next().or_else(|| {
-            queue
-                .take_at(dim)
-                .map(|j| new_slot(cfg, ctx, j, queue.jobs[j].1))
-        });
+        *slot = carried.next().or_else(|| queue.take_at(dim).map(|j| new_slot(cfg, ctx, j, queue.jobs[j].1)));
         if let Some(s) = slot {
             load(&mut st, l, &s.walker.state);
         }
@@ -352,10 +323,7 @@ fn run_group<const L: usize>(
             if stop_now || slot.step == grid[slot.next] {
                 slot.walker.state = unload(&st, l);
                 if !slot.walker.is_finite() {
-                    let msg = format!(
-                        "weights became non-finite by step {}; lower train.delta",
-                        slot.step
-                    );
+                    let msg = format!("weights became non-finite by step {}; lower train.delta", slot.step);
                     finish(slot, Some(msg), ctx, sink);
                     after = After::Done;
                 } else {
@@ -381,9 +349,7 @@ fn run_group<const L: usize>(
                 }
             }
             if let After::Done = after {
-                slots[l] = queue
-                    .take_at(dim)
-                    .map(|j| new_slot(cfg, ctx, j, queue.jobs[j].1));
+                slots[l] = queue.take_at(dim).map(|j| new_slot(cfg, ctx, j, queue.jobs[j].1));
                 if let Some(s) = &slots[l] {
                     load(&mut st, l, &s.walker.state);
                 }
@@ -392,34 +358,21 @@ fn run_group<const L: usize>(
     }
 }
 
-fn finish(
-    slot: &mut Slot,
-    diverged: Option<String>,
-    ctx: &DimContext,
-    sink: &(dyn Fn(usize, WalkerResult) + Sync),
-) {
+fn finish(slot: &mut Slot, diverged: Option<String>, ctx: &DimContext, sink: &(dyn Fn(usize, WalkerResult) + Sync)) {
     let records = std::mem::take(&mut slot.traj.records);
-    let outcome = WalkerOutcome {
-        steps: slot.step,
-        recovery: slot.tracker.clone(),
-        diverged,
-    };
-    sink(
-        slot.job,
-        WalkerResult {
-            d: ctx.d,
-            walker: slot.walker_id,
-            outcome,
-            records,
-        },
-    );
+    let outcome = WalkerOutcome { steps: slot.step, recovery: slot.tracker.clone(), diverged };
+    sink(slot.job, WalkerResult { d: ctx.d, walker: slot.walker_id, outcome, records });
 }
 
 /// One step of L walkers in lanes: each lane draws from its own streams
 /// ([`SingleShared::draw_pair`]), then one [`super::single::SingleRule::pair_update`] on all lanes.
 /// Returns the lanes' training losses.
 #[inline(always)]
-pub fn lane_step<const L: usize>(shared: &SingleShared, st: &mut SingleState<Lanes<L>>, streams: [&mut WalkerStreams; L]) -> Lanes<L> {
+pub fn lane_step<const L: usize>(
+    shared: &SingleShared,
+    st: &mut SingleState<Lanes<L>>,
+    streams: [&mut WalkerStreams; L],
+) -> Lanes<L> {
     let rule = &shared.rule;
     let mut lev = [0usize; L];
     let z = || Lanes([0.0; L]);
@@ -526,10 +479,7 @@ dims = [24, 40]
                 .map(|(d, w)| crate::study::run_job::<f64>(&cfg, d, w, None, true))
                 .collect();
             for threads in [1, 2] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 let lanes = pool.install(|| run_jobs(&cfg, &dims, true, &|_| {}));
                 assert_eq!(lanes.len(), alone.len());
                 for (a, b) in alone.iter().zip(&lanes) {

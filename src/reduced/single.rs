@@ -135,11 +135,7 @@ impl SingleRule {
             sqrt_beta_u: p.beta_u.sqrt(),
             s_v: p.s_v(),
             c_s: p.c_s(),
-            levels: setup
-                .a_values
-                .iter()
-                .map(|&a| (a, (1.0 - a * a).sqrt()))
-                .collect(),
+            levels: setup.a_values.iter().map(|&a| (a, (1.0 - a * a).sqrt())).collect(),
             level_sum: setup.level_sum,
             eta: setup.eta,
             eta_b: setup.eta_b,
@@ -199,12 +195,7 @@ impl SingleRule {
 
     /// [`SingleRule::step`] for any number of vectors (the batch-1 case has a shortcut,
     /// [`SingleRule::pair_update`], tested against this).
-    pub fn step_general(
-        &self,
-        st: &mut SingleState,
-        dr: &SingleDraws,
-        scratch: &mut Vec<f64>,
-    ) -> f64 {
+    pub fn step_general(&self, st: &mut SingleState, dr: &SingleDraws, scratch: &mut Vec<f64>) -> f64 {
         let n = self.vectors_per_step();
         let nxi = self.noises_per_sample();
         debug_assert!(dr.span.len() == n && dr.e0.len() == n && dr.rem.len() == n * n);
@@ -236,9 +227,7 @@ impl SingleRule {
                     wxi: dot(&st.alpha, xif) + st.rho * xi0,
                     xx,
                     xixi: dot(xif, xif) + xi0 * xi0 + lxi.iter().map(|t| t * t).sum::<f64>(),
-                    xxi: dot(&xf, xif)
-                        + x0 * xi0
-                        + lz.iter().zip(lxi).map(|(p, q)| p * q).sum::<f64>(),
+                    xxi: dot(&xf, xif) + x0 * xi0 + lz.iter().zip(lxi).map(|(p, q)| p * q).sum::<f64>(),
                 };
                 let t = single_direction_terms_with(st.b, a, s, &g, &ReducedSigma(act));
                 loss += weight * t.loss;
@@ -275,13 +264,7 @@ impl SingleRule {
     /// The batch-1 update (n = 2 vectors, remainder factor [[R₁, 0], [c₁₂, R₂]]), written once for
     /// one walker (`S = f64`) and for SIMD lanes of walkers.
     #[inline(always)]
-    pub fn pair_update<S: LaneMath>(
-        &self,
-        st: &mut SingleState<S>,
-        a: S,
-        s: S,
-        c: &PairCoords<S>,
-    ) -> S {
+    pub fn pair_update<S: LaneMath>(&self, st: &mut SingleState<S>, a: S, s: S, c: &PairCoords<S>) -> S {
         let dot = |p: &[S; P], q: &[S; P]| p[0] * q[0] + p[1] * q[1] + p[2] * q[2];
         let al = &st.alpha;
         let g = PairGram {
@@ -307,8 +290,7 @@ impl SingleRule {
 
     #[inline(always)]
     fn finish<S: LaneMath>(&self, st: &mut SingleState<S>, alpha: [S; P], rho: S, grad_b: S) {
-        let inv = S::splat(1.0)
-            / (alpha[0] * alpha[0] + alpha[1] * alpha[1] + alpha[2] * alpha[2] + rho * rho).sqrt();
+        let inv = S::splat(1.0) / (alpha[0] * alpha[0] + alpha[1] * alpha[1] + alpha[2] * alpha[2] + rho * rho).sqrt();
         st.alpha = std::array::from_fn(|i| alpha[i] * inv);
         st.rho = rho * inv;
         if self.train_b {
@@ -323,11 +305,7 @@ pub fn initial_state<V: Variates>(d: u64, b: f64, rng: &mut V) -> SingleState {
     let g: [f64; P] = std::array::from_fn(|_| rng.normal());
     let r2 = ChiSquare::new(d - P as u64).sample(rng);
     let inv = 1.0 / (g.iter().map(|x| x * x).sum::<f64>() + r2).sqrt();
-    SingleState {
-        alpha: g.map(|x| x * inv),
-        rho: r2.sqrt() * inv,
-        b,
-    }
+    SingleState { alpha: g.map(|x| x * inv), rho: r2.sqrt() * inv, b }
 }
 
 /// λ enters a sample through √β_u λ u and through the coupling of ν; with neither it is not drawn.
@@ -415,11 +393,7 @@ impl SingleShared {
     #[inline(always)]
     fn draw_level(&self, scalar: &mut ScalarRng) -> usize {
         let nl = self.rule.levels.len();
-        if nl == 1 || self.rule.level_sum {
-            0
-        } else {
-            scalar.below(nl as u64) as usize
-        }
+        if nl == 1 || self.rule.level_sum { 0 } else { scalar.below(nl as u64) as usize }
     }
 
     /// Draws one batch-1 step. Stream order: λ (normal; skipped when it cannot matter), ν and the level (scalar stream), z's
@@ -436,18 +410,7 @@ impl SingleShared {
             RemainderLaw::XiOrthogonalToZ => (0.0, self.chi_d.sample(w).sqrt()),
             RemainderLaw::XiNoFresh => (0.0, 0.0),
         };
-        PairDraw {
-            lambda,
-            nu,
-            level,
-            z: [c[0], c[1], c[2]],
-            z0: c[3],
-            xi: [c[4], c[5], c[6]],
-            xi0: c[7],
-            r1,
-            c12,
-            r2,
-        }
+        PairDraw { lambda, nu, level, z: [c[0], c[1], c[2]], z0: c[3], xi: [c[4], c[5], c[6]], xi0: c[7], r1, c12, r2 }
     }
 
     /// Draws a general step into `dr`, in the order of [`SingleShared::draw_pair`] generalised: per
@@ -532,9 +495,7 @@ impl SingleShared {
                 self.rule
                     .levels
                     .iter()
-                    .map(|&(a, s)| {
-                        single_direction_terms_with(st.b, a, s, &g, &ReducedSigma(act)).loss
-                    })
+                    .map(|&(a, s)| single_direction_terms_with(st.b, a, s, &g, &ReducedSigma(act)).loss)
                     .sum::<f64>()
                     / self.rule.levels.len() as f64
             };
@@ -554,21 +515,9 @@ pub struct SingleWalker {
 }
 
 impl SingleWalker {
-    pub fn new(
-        d: u64,
-        b0: f64,
-        init_seed: u64,
-        data_seed: u64,
-        latent_seed: u64,
-        eval_seed: u64,
-    ) -> Self {
+    pub fn new(d: u64, b0: f64, init_seed: u64, data_seed: u64, latent_seed: u64, eval_seed: u64) -> Self {
         let state = initial_state(d, b0, &mut ScalarRng::from_seed(init_seed));
-        Self {
-            state,
-            streams: WalkerStreams::new(data_seed, latent_seed),
-            eval_seed,
-            evals_done: 0,
-        }
+        Self { state, streams: WalkerStreams::new(data_seed, latent_seed), eval_seed, evals_done: 0 }
     }
 
     /// Test losses with the evaluation stream of record `evals_done` (as the full engine).
@@ -579,9 +528,7 @@ impl SingleWalker {
     }
 
     pub fn is_finite(&self) -> bool {
-        self.state.alpha.iter().all(|x| x.is_finite())
-            && self.state.rho.is_finite()
-            && self.state.b.is_finite()
+        self.state.alpha.iter().all(|x| x.is_finite()) && self.state.rho.is_finite() && self.state.b.is_finite()
     }
 
     /// A step with one (x, ξ) pair: [`SingleShared::draw_pair`] then [`SingleRule::pair_update`].
@@ -617,12 +564,7 @@ impl ReducedSingleLearner {
     }
 
     pub fn from_parts(shared: Arc<SingleShared>, walker: SingleWalker) -> Self {
-        Self {
-            draws: shared.draws_buffer(),
-            scratch: Vec::new(),
-            shared,
-            walker,
-        }
+        Self { draws: shared.draws_buffer(), scratch: Vec::new(), shared, walker }
     }
 
     /// The chain's state (α, ρ, b).
@@ -637,19 +579,13 @@ impl Learner for ReducedSingleLearner {
         if self.shared.rule.is_pair() {
             return self.walker.step_pair(&self.shared);
         }
-        self.shared
-            .draw_general(&mut self.walker.streams, &mut self.draws);
-        self.shared
-            .rule
-            .step_general(&mut self.walker.state, &self.draws, &mut self.scratch)
+        self.shared.draw_general(&mut self.walker.streams, &mut self.draws);
+        self.shared.rule.step_general(&mut self.walker.state, &self.draws, &mut self.scratch)
     }
 
     #[inline]
     fn overlaps(&self) -> [f64; 3] {
-        self.shared
-            .rule
-            .frame
-            .overlaps(&self.walker.state.alpha, 1.0)
+        self.shared.rule.frame.overlaps(&self.walker.state.alpha, 1.0)
     }
 
     fn norm(&self) -> f64 {
@@ -681,14 +617,8 @@ impl Learner for ReducedSingleLearner {
             return Err("checkpoint is not a reduced single-direction walker's".into());
         }
         let w = &st.weights[0];
-        self.walker.state = SingleState {
-            alpha: [w[0], w[1], w[2]],
-            rho: w[3],
-            b: st.scalars[0],
-        };
-        self.walker
-            .streams
-            .restore(&st.normals, &st.weights[1], &st.latent)?;
+        self.walker.state = SingleState { alpha: [w[0], w[1], w[2]], rho: w[3], b: st.scalars[0] };
+        self.walker.streams.restore(&st.normals, &st.weights[1], &st.latent)?;
         self.walker.evals_done = st.evals_done;
         Ok(())
     }
@@ -707,10 +637,7 @@ mod tests {
 
     fn setup(batch: usize, levels: Vec<f64>, level_sum: bool) -> ReducedSingleSetup {
         ReducedSingleSetup {
-            net: SingleDirection {
-                activation: Activation::Tanh,
-                b: 0.9,
-            },
+            net: SingleDirection { activation: Activation::Tanh, b: 0.9 },
             params: McmParams {
                 beta_m: 0.4,
                 beta_u: 3.0,
@@ -763,14 +690,9 @@ mod tests {
         for _ in 0..1000 {
             let p = shared.draw_pair(&mut w1);
             shared.draw_general(&mut w2, &mut dr);
+            assert_eq!((p.lambda, p.nu, p.level), (dr.latents[0].0, dr.latents[0].1, dr.levels[0]));
             assert_eq!(
-                (p.lambda, p.nu, p.level),
-                (dr.latents[0].0, dr.latents[0].1, dr.levels[0])
-            );
-            assert_eq!(
-                [
-                    p.z[0], p.z[1], p.z[2], p.z0, p.xi[0], p.xi[1], p.xi[2], p.xi0
-                ],
+                [p.z[0], p.z[1], p.z[2], p.z0, p.xi[0], p.xi[1], p.xi[2], p.xi0],
                 [
                     dr.span[0][0],
                     dr.span[0][1],

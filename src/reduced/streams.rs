@@ -63,17 +63,9 @@ impl WalkerStreams {
     }
 
     /// Restores a saved form.
-    pub fn restore(
-        &mut self,
-        state: &[u64],
-        unread: &[f64],
-        scalar: &ScalarRng,
-    ) -> Result<(), String> {
+    pub fn restore(&mut self, state: &[u64], unread: &[f64], scalar: &ScalarRng) -> Result<(), String> {
         if unread.len() > BLOCK {
-            return Err(format!(
-                "checkpoint has {} buffered normals, at most {BLOCK} allowed",
-                unread.len()
-            ));
+            return Err(format!("checkpoint has {} buffered normals, at most {BLOCK} allowed", unread.len()));
         }
         self.normals = NormalRng::from_state(state)?;
         self.pos = BLOCK - unread.len();

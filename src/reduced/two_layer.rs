@@ -73,14 +73,8 @@ impl TwoLayerState {
     /// ‖column j‖².
     pub fn col_norm2(&self, j: usize) -> f64 {
         let k = self.cols;
-        self.a[j * P..(j + 1) * P]
-            .iter()
-            .map(|x| x * x)
-            .sum::<f64>()
-            + self.r[j * k..(j + 1) * k]
-                .iter()
-                .map(|x| x * x)
-                .sum::<f64>()
+        self.a[j * P..(j + 1) * P].iter().map(|x| x * x).sum::<f64>()
+            + self.r[j * k..(j + 1) * k].iter().map(|x| x * x).sum::<f64>()
     }
 }
 
@@ -143,11 +137,7 @@ impl TwoLayerRule {
             sqrt_beta_u: p.beta_u.sqrt(),
             s_v: p.s_v(),
             c_s: p.c_s(),
-            levels: s
-                .a_values
-                .iter()
-                .map(|&a| (a, (1.0 - a * a).sqrt()))
-                .collect(),
+            levels: s.a_values.iter().map(|&a| (a, (1.0 - a * a).sqrt())).collect(),
             batch: s.batch,
         }
     }
@@ -170,14 +160,7 @@ impl TwoLayerRule {
     }
 
     pub fn workspace(&self) -> TwoLayerWork {
-        workspace(
-            self.activation,
-            self.tying,
-            self.units,
-            self.cols(),
-            self.work_dim(),
-            self.batch,
-        )
+        workspace(self.activation, self.tying, self.units, self.cols(), self.work_dim(), self.batch)
     }
 
     #[inline(always)]
@@ -220,8 +203,7 @@ impl TwoLayerRule {
         let kappa = (n as f64 / self.d).sqrt();
         load_scaled(&mut ws.net, &ws.wu, n, self.units, self.tying, kappa);
         ws.net.c = st.c;
-        ws.net
-            .gradient_into(&ws.x, &ws.xt, &mut ws.scratch, &mut ws.grad);
+        ws.net.gradient_into(&ws.x, &ws.xt, &mut ws.scratch, &mut ws.grad);
         let eta = self.eta_w;
         let k = self.units;
         // ∇_W = κ ∇_{W'}.
@@ -231,27 +213,19 @@ impl TwoLayerRule {
             g.iter_mut().for_each(|x| *x *= kappa);
             if self.spherical {
                 let proj = dot(w, g) / dot(w, w);
-                g.iter_mut()
-                    .zip(w.iter())
-                    .for_each(|(gi, wi)| *gi -= proj * wi);
-                w.iter_mut()
-                    .zip(g.iter())
-                    .for_each(|(wi, gi)| *wi -= eta * gi);
+                g.iter_mut().zip(w.iter()).for_each(|(gi, wi)| *gi -= proj * wi);
+                w.iter_mut().zip(g.iter()).for_each(|(wi, gi)| *wi -= eta * gi);
                 let sc = self.d.sqrt() / dot(w, w).sqrt();
                 w.iter_mut().for_each(|x| *x *= sc);
             } else {
-                w.iter_mut()
-                    .zip(g.iter())
-                    .for_each(|(wi, gi)| *wi -= eta * gi);
+                w.iter_mut().zip(g.iter()).for_each(|(wi, gi)| *wi -= eta * gi);
             }
         }
         if self.tying == Tying::Untied {
             for col in 0..k {
                 let v = &mut ws.wu[(k + col) * n..(k + col + 1) * n];
                 let g = &ws.grad.grad_v[col * n..(col + 1) * n];
-                v.iter_mut()
-                    .zip(g)
-                    .for_each(|(vi, gi)| *vi -= eta * kappa * gi);
+                v.iter_mut().zip(g).for_each(|(vi, gi)| *vi -= eta * kappa * gi);
             }
         }
         st.c -= eta / (self.d * self.d) * ws.grad.grad_c;
@@ -260,25 +234,14 @@ impl TwoLayerRule {
     }
 }
 
-fn workspace(
-    activation: Activation,
-    tying: Tying,
-    units: usize,
-    kc: usize,
-    n: usize,
-    b: usize,
-) -> TwoLayerWork {
+fn workspace(activation: Activation, tying: Tying, units: usize, kc: usize, n: usize, b: usize) -> TwoLayerWork {
     let net = TwoLayer {
         d: n,
         k: units,
         activation,
         tying,
         w: vec![0.0; n * units],
-        v: if tying == Tying::Untied {
-            vec![0.0; n * units]
-        } else {
-            Vec::new()
-        },
+        v: if tying == Tying::Untied { vec![0.0; n * units] } else { Vec::new() },
         c: 0.0,
     };
     TwoLayerWork {
@@ -330,10 +293,7 @@ fn take_state(st: &mut TwoLayerState, wu: &mut [f64], n: usize) {
     let rows = n - P;
     // In-place Householder on rows P..n of each column.
     for j in 0..kc.min(rows) {
-        let norm = (j..rows)
-            .map(|i| wu[j * n + P + i].powi(2))
-            .sum::<f64>()
-            .sqrt();
+        let norm = (j..rows).map(|i| wu[j * n + P + i].powi(2)).sum::<f64>().sqrt();
         if norm == 0.0 {
             continue;
         }
@@ -343,9 +303,7 @@ fn take_state(st: &mut TwoLayerState, wu: &mut [f64], n: usize) {
         wu[j * n + P + j] = x0 - alpha;
         let vv = (j..rows).map(|i| wu[j * n + P + i].powi(2)).sum::<f64>();
         for c in j + 1..kc {
-            let s = (j..rows)
-                .map(|i| wu[j * n + P + i] * wu[c * n + P + i])
-                .sum::<f64>();
+            let s = (j..rows).map(|i| wu[j * n + P + i] * wu[c * n + P + i]).sum::<f64>();
             let f = 2.0 * s / vv;
             for i in j..rows {
                 wu[c * n + P + i] -= f * wu[j * n + P + i];
@@ -355,11 +313,7 @@ fn take_state(st: &mut TwoLayerState, wu: &mut [f64], n: usize) {
     }
     for j in 0..kc {
         for i in 0..kc {
-            st.r[j * kc + i] = if i <= j && i < rows {
-                wu[j * n + P + i]
-            } else {
-                0.0
-            };
+            st.r[j * kc + i] = if i <= j && i < rows { wu[j * n + P + i] } else { 0.0 };
         }
     }
     // Row i of R belongs to the i-th basis vector of E_⊥; flipping that vector's sign flips the row.
@@ -398,17 +352,8 @@ impl ReducedTwoLayerLearner {
     pub fn new(setup: ReducedTwoLayerSetup) -> Self {
         let rule = TwoLayerRule::new(&setup);
         let (kc, nv, d) = (rule.cols(), rule.vectors_per_step(), setup.d);
-        assert!(
-            d >= Self::min_dim(kc, nv),
-            "reduced engine: d = {d} < p + K' + 2B = {}",
-            Self::min_dim(kc, nv)
-        );
-        let state = initial_state(
-            &rule,
-            d,
-            setup.c0,
-            &mut ScalarRng::from_seed(setup.init_seed),
-        );
+        assert!(d >= Self::min_dim(kc, nv), "reduced engine: d = {d} < p + K' + 2B = {}", Self::min_dim(kc, nv));
+        let state = initial_state(&rule, d, setup.c0, &mut ScalarRng::from_seed(setup.init_seed));
         let coord_model = setup.frame.coordinate_model(setup.params);
         let coord_surrogate = coord_model.surrogate();
         Self {
@@ -441,11 +386,7 @@ impl ReducedTwoLayerLearner {
             let lambda = if super::single::lambda_matters(&self.params) { self.streams.normal() } else { 0.0 };
             let nu = nu_given_lambda(&self.params, lambda, &mut self.streams.scalar);
             self.draws.latents[j] = (lambda, nu);
-            self.draws.levels[j] = if nl == 1 {
-                0
-            } else {
-                self.streams.scalar.below(nl) as usize
-            };
+            self.draws.levels[j] = if nl == 1 { 0 } else { self.streams.scalar.below(nl) as usize };
         }
         for s in self.draws.span.iter_mut() {
             *s = self.streams.normals::<P>();
@@ -453,26 +394,15 @@ impl ReducedTwoLayerLearner {
         for x in self.draws.perp.iter_mut() {
             *x = self.streams.normal();
         }
-        self.bartlett
-            .sample_into(&mut self.streams, &mut self.draws.rem);
+        self.bartlett.sample_into(&mut self.streams, &mut self.draws.rem);
     }
 }
 
 /// W and V with iid N(0,1) entries: A iid N(0,1), R the Bartlett factor of K' Gaussian vectors in
 /// the (d − p)-dimensional complement; spherical: W's columns rescaled to norm √d.
-pub fn initial_state<V: Variates>(
-    rule: &TwoLayerRule,
-    d: u64,
-    c0: f64,
-    rng: &mut V,
-) -> TwoLayerState {
+pub fn initial_state<V: Variates>(rule: &TwoLayerRule, d: u64, c0: f64, rng: &mut V) -> TwoLayerState {
     let kc = rule.cols();
-    let mut st = TwoLayerState {
-        cols: kc,
-        a: vec![0.0; P * kc],
-        r: vec![0.0; kc * kc],
-        c: c0,
-    };
+    let mut st = TwoLayerState { cols: kc, a: vec![0.0; P * kc], r: vec![0.0; kc * kc], c: c0 };
     for x in st.a.iter_mut() {
         *x = rng.normal();
     }
@@ -508,9 +438,7 @@ impl Learner for ReducedTwoLayerLearner {
     }
 
     fn norm(&self) -> f64 {
-        (0..self.rule.units)
-            .map(|j| self.state.col_norm2(j).sqrt())
-            .sum::<f64>()
+        (0..self.rule.units).map(|j| self.state.col_norm2(j).sqrt()).sum::<f64>()
             / (self.rule.units as f64 * self.rule.d.sqrt())
     }
 
@@ -519,13 +447,7 @@ impl Learner for ReducedTwoLayerLearner {
     }
 
     fn is_finite(&self) -> bool {
-        self.state.c.is_finite()
-            && self
-                .state
-                .a
-                .iter()
-                .chain(&self.state.r)
-                .all(|x| x.is_finite())
+        self.state.c.is_finite() && self.state.a.iter().chain(&self.state.r).all(|x| x.is_finite())
     }
 
     fn state(&self) -> LearnerState {
@@ -543,15 +465,13 @@ impl Learner for ReducedTwoLayerLearner {
 
     fn restore(&mut self, st: &LearnerState) -> Result<(), String> {
         let kc = self.state.cols;
-        if st.weights.len() != 2 || st.weights[0].len() != P * kc + kc * kc || st.scalars.len() != 1
-        {
+        if st.weights.len() != 2 || st.weights[0].len() != P * kc + kc * kc || st.scalars.len() != 1 {
             return Err("checkpoint is not a reduced two-layer walker's".into());
         }
         self.state.a.copy_from_slice(&st.weights[0][..P * kc]);
         self.state.r.copy_from_slice(&st.weights[0][P * kc..]);
         self.state.c = st.scalars[0];
-        self.streams
-            .restore(&st.normals, &st.weights[1], &st.latent)?;
+        self.streams.restore(&st.normals, &st.weights[1], &st.latent)?;
         self.evals_done = st.evals_done;
         Ok(())
     }
@@ -567,19 +487,11 @@ impl Learner for ReducedTwoLayerLearner {
         let rule = &self.rule;
         let mut ws = workspace(rule.activation, rule.tying, rule.units, kc, n, 1);
         fill_work_weights(&self.state, &mut ws.wu, n);
-        load_scaled(
-            &mut ws.net,
-            &ws.wu,
-            n,
-            rule.units,
-            rule.tying,
-            (n as f64 / rule.d).sqrt(),
-        );
+        load_scaled(&mut ws.net, &ws.wu, n, rule.units, rule.tying, (n as f64 / rule.d).sqrt());
         ws.net.c = self.state.c;
         let bart = Bartlett::new(2, self.d - (P + kc) as u64);
         let mut rem = [0.0; 4];
-        let (mut x, mut xg, mut xi, mut xt) =
-            (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        let (mut x, mut xg, mut xi, mut xt) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
         let mut acc = EvalAccumulator::default();
         for _ in 0..n_eval {
             let sh = self.coord_model.draw_shift(&mut rng);
@@ -652,11 +564,7 @@ mod tests {
 
     #[test]
     fn checkpoint_restore_continues_identically() {
-        for (tying, sph, b) in [
-            (Tying::Tied, false, 1),
-            (Tying::Tied, true, 2),
-            (Tying::Untied, false, 1),
-        ] {
+        for (tying, sph, b) in [(Tying::Tied, false, 1), (Tying::Tied, true, 2), (Tying::Untied, false, 1)] {
             let mut a = ReducedTwoLayerLearner::new(setup(tying, sph, b));
             for _ in 0..300 {
                 a.step();

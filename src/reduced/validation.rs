@@ -100,8 +100,7 @@ pub fn incomplete_beta(x: f64, a: f64, b: f64) -> f64 {
     if x >= 1.0 {
         return 1.0;
     }
-    let ln_front =
-        libm::lgamma(a + b) - libm::lgamma(a) - libm::lgamma(b) + a * x.ln() + b * (1.0 - x).ln();
+    let ln_front = libm::lgamma(a + b) - libm::lgamma(a) - libm::lgamma(b) + a * x.ln() + b * (1.0 - x).ln();
     if x < (a + 1.0) / (a + b + 2.0) {
         ln_front.exp() * beta_fraction(x, a, b) / a
     } else {
@@ -178,8 +177,7 @@ impl MomentSummary {
 
     /// |Δmean| and |Δvar| in units of their combined standard errors.
     pub fn z_scores(&self, other: &Self) -> (f64, f64) {
-        let zm =
-            (self.mean - other.mean).abs() / (self.mean_se.powi(2) + other.mean_se.powi(2)).sqrt();
+        let zm = (self.mean - other.mean).abs() / (self.mean_se.powi(2) + other.mean_se.powi(2)).sqrt();
         let zv = (self.var - other.var).abs() / (self.var_se.powi(2) + other.var_se.powi(2)).sqrt();
         (zm, zv)
     }

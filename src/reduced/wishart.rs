@@ -43,11 +43,7 @@ impl ChiSquare {
         assert!(dof >= 1, "chi-square needs at least one degree of freedom");
         let k = dof as f64;
         let mt_d = 0.5 * k - 1.0 / 3.0;
-        Self {
-            dof: k,
-            mt_d,
-            mt_c: 1.0 / (9.0 * mt_d).sqrt(),
-        }
+        Self { dof: k, mt_d, mt_c: 1.0 / (9.0 * mt_d).sqrt() }
     }
 
     /// One variate.
@@ -99,14 +95,8 @@ impl Bartlett {
     /// Needs D ≥ n so that every diagonal entry has at least one degree of freedom.
     #[track_caller]
     pub fn new(n: usize, dim: u64) -> Self {
-        assert!(
-            dim >= n as u64,
-            "Bartlett factor of {n} vectors needs a subspace of dimension ≥ {n}, got {dim}"
-        );
-        Self {
-            n,
-            diag: (0..n).map(|j| ChiSquare::new(dim - j as u64)).collect(),
-        }
+        assert!(dim >= n as u64, "Bartlett factor of {n} vectors needs a subspace of dimension ≥ {n}, got {dim}");
+        Self { n, diag: (0..n).map(|j| ChiSquare::new(dim - j as u64)).collect() }
     }
 
     /// Fills `l` (n×n row-major; the strict upper triangle is set to 0). Row by row: the
@@ -114,11 +104,7 @@ impl Bartlett {
     #[track_caller]
     pub fn sample_into<V: Variates>(&self, v: &mut V, l: &mut [f64]) {
         let n = self.n;
-        assert_eq!(
-            l.len(),
-            n * n,
-            "Bartlett factor buffer must be n×n = {n}×{n}"
-        );
+        assert_eq!(l.len(), n * n, "Bartlett factor buffer must be n×n = {n}×{n}");
         for j in 0..n {
             for c in 0..j {
                 l[j * n + c] = v.normal();
@@ -162,10 +148,7 @@ mod tests {
             // Standardised: mean 0, variance 1; SE of the variance √((μ₄ − 1)/n) with μ₄ = 3 + 12/k.
             assert!(m.abs() < 5.0 / nf.sqrt(), "k = {k}: standardised mean {m}");
             let se_v = ((2.0 + 12.0 / kf) / nf).sqrt();
-            assert!(
-                (v - 1.0).abs() < 5.0 * se_v,
-                "k = {k}: standardised variance {v}"
-            );
+            assert!((v - 1.0).abs() < 5.0 * se_v, "k = {k}: standardised variance {v}");
         }
     }
 
@@ -184,10 +167,7 @@ mod tests {
         }
         let skew = s3 / n as f64;
         // Var of x³ for χ²₈ standardised is ≈ 15 + O(1/k) terms; use 40 as a safe bound.
-        assert!(
-            (skew - 2.0 * (2.0 / kf).sqrt()).abs() < 5.0 * (40.0 / n as f64).sqrt(),
-            "skewness {skew}"
-        );
+        assert!((skew - 2.0 * (2.0 / kf).sqrt()).abs() < 5.0 * (40.0 / n as f64).sqrt(), "skewness {skew}");
     }
 }
 
@@ -229,16 +209,10 @@ mod bartlett_tests {
                 let var = s2[k] / r - mean * mean;
                 let (m_exp, v_exp) = if i == j { (df, 2.0 * df) } else { (0.0, df) };
                 let se_mean = (var / r).sqrt();
-                assert!(
-                    (mean - m_exp).abs() < 5.0 * se_mean,
-                    "E W[{i}{j}] = {mean}, expected {m_exp}"
-                );
+                assert!((mean - m_exp).abs() < 5.0 * se_mean, "E W[{i}{j}] = {mean}, expected {m_exp}");
                 // SE of the sample variance from the (raw) fourth moment: Var(W²) = E W⁴ − (E W²)².
                 let se_var = ((s4[k] / r - (s2[k] / r).powi(2)) / r).sqrt();
-                assert!(
-                    (var - v_exp).abs() < 5.0 * se_var,
-                    "Var W[{i}{j}] = {var}, expected {v_exp} ± {se_var}"
-                );
+                assert!((var - v_exp).abs() < 5.0 * se_var, "Var W[{i}{j}] = {var}, expected {v_exp} ± {se_var}");
             }
         }
     }

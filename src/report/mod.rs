@@ -31,59 +31,32 @@ pub fn quantile(v: &[f64], q: f64) -> Option<f64> {
     s.sort_by(|a, b| a.total_cmp(b));
     let pos = q * (s.len() - 1) as f64;
     let (i, f) = (pos.floor() as usize, pos - pos.floor());
-    Some(if i + 1 < s.len() {
-        s[i] * (1.0 - f) + s[i + 1] * f
-    } else {
-        s[i]
-    })
+    Some(if i + 1 < s.len() { s[i] * (1.0 - f) + s[i + 1] * f } else { s[i] })
 }
 
 /// Per record point k: (samples at k, [25 %, 50 %, 75 %] of `value` over walkers). A walker that
 /// stopped early (recovered, with `stop_when_recovered`) keeps its last value, so the band is not
 /// biased towards the walkers still running.
-fn bands(
-    results: &[&WalkerResult],
-    grid_samples: &[u64],
-    value: impl Fn(&Record) -> f64,
-) -> Vec<(f64, [f64; 3])> {
+fn bands(results: &[&WalkerResult], grid_samples: &[u64], value: impl Fn(&Record) -> f64) -> Vec<(f64, [f64; 3])> {
     let mut out = Vec::new();
     for (k, &n) in grid_samples.iter().enumerate() {
         let vals: Vec<f64> = results
             .iter()
             .filter_map(|r| {
-                let rec = r.records.get(k).or_else(|| {
-                    if r.outcome.diverged.is_none() {
-                        r.records.last()
-                    } else {
-                        None
-                    }
-                })?;
+                let rec =
+                    r.records.get(k).or_else(|| if r.outcome.diverged.is_none() { r.records.last() } else { None })?;
                 Some(value(rec))
             })
             .collect();
-        if let (Some(a), Some(b), Some(c)) = (
-            quantile(&vals, 0.25),
-            quantile(&vals, 0.5),
-            quantile(&vals, 0.75),
-        ) {
+        if let (Some(a), Some(b), Some(c)) = (quantile(&vals, 0.25), quantile(&vals, 0.5), quantile(&vals, 0.75)) {
             out.push((n as f64, [a, b, c]));
         }
     }
     out
 }
 
-fn band_line(
-    label: String,
-    color: plotters::style::RGBColor,
-    kind: LineKind,
-    b: &[(f64, [f64; 3])],
-) -> Line {
-    let mut l = Line::new(
-        label,
-        color,
-        kind,
-        b.iter().map(|&(x, q)| (x, q[1])).collect(),
-    );
+fn band_line(label: String, color: plotters::style::RGBColor, kind: LineKind, b: &[(f64, [f64; 3])]) -> Line {
+    let mut l = Line::new(label, color, kind, b.iter().map(|&(x, q)| (x, q[1])).collect());
     l.band = b.iter().map(|&(x, q)| (x, q[0], q[2])).collect();
     l
 }
@@ -92,10 +65,7 @@ fn band_line(
 pub fn write_report(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let (m, results) = load_store(dir, true)?;
     if m.state != crate::store::manifest::StoreState::Complete {
-        bail!(
-            "{} is not complete; finish it with --resume (or merge its shards) first",
-            dir.display()
-        );
+        bail!("{} is not complete; finish it with --resume (or merge its shards) first", dir.display());
     }
     std::fs::create_dir_all(out)?;
     let cfg = &m.config;
@@ -103,18 +73,12 @@ pub fn write_report(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let summary = study::summarise(cfg, &dims, &results);
     let th = study::thresholds(cfg);
     let mut files = Vec::new();
-    let per_d: Vec<Vec<&WalkerResult>> = dims
-        .iter()
-        .map(|&d| results.iter().filter(|r| r.d == d).collect())
-        .collect();
+    let per_d: Vec<Vec<&WalkerResult>> = dims.iter().map(|&d| results.iter().filter(|r| r.d == d).collect()).collect();
     let grids: Vec<Vec<u64>> = m
         .dims
         .iter()
         .map(|e| {
-            crate::grid::log_grid(e.max_steps, cfg.observe.grid_per_decade)
-                .iter()
-                .map(|s| s * m.batch as u64)
-                .collect()
+            crate::grid::log_grid(e.max_steps, cfg.observe.grid_per_decade).iter().map(|s| s * m.batch as u64).collect()
         })
         .collect();
 
@@ -126,40 +90,19 @@ pub fn write_report(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             lines.push(band_line(format!("d = {d}"), color(i), LineKind::Solid, &b));
         }
         if let Some(t) = th[dir_i] {
-            let xmax = grids
-                .iter()
-                .filter_map(|g| g.last())
-                .max()
-                .copied()
-                .unwrap_or(10) as f64;
-            lines.push(Line::new(
-                format!("θ_{name} = {t}"),
-                color(6),
-                LineKind::Dashed,
-                vec![(1.0, t), (xmax, t)],
-            ));
+            let xmax = grids.iter().filter_map(|g| g.last()).max().copied().unwrap_or(10) as f64;
+            lines.push(Line::new(format!("θ_{name} = {t}"), color(6), LineKind::Dashed, vec![(1.0, t), (xmax, t)]));
         }
         let chart = Chart {
-            title: format!(
-                "overlap with {name}: median and 25–75 % of {} walkers",
-                m.walkers
-            ),
+            title: format!("overlap with {name}: median and 25–75 % of {} walkers", m.walkers),
             x: Axis::log("samples n"),
             y: Axis::linear(format!("|α_{name}|")).with_range(0.0, 1.0),
             lines,
         };
-        files.extend(plot::save(
-            &chart,
-            &out.join(format!("overlap_{name}")),
-            SIZE,
-        )?);
+        files.extend(plot::save(&chart, &out.join(format!("overlap_{name}")), SIZE)?);
     }
 
-    files.extend(plot::save(
-        &scaling_chart(&summary),
-        &out.join("scaling"),
-        SIZE,
-    )?);
+    files.extend(plot::save(&scaling_chart(&summary), &out.join("scaling"), SIZE)?);
 
     if cfg.observe.eval {
         files.extend(loss_figure(&out.join("loss"), &dims, &per_d, &grids)?);
@@ -174,17 +117,10 @@ pub fn write_report(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
 fn scaling_chart(s: &StudySummary) -> Chart {
     let mut lines = Vec::new();
     let mut anchor: Option<(f64, f64)> = None;
-    let (dmin, dmax) = (
-        *s.dims.first().unwrap_or(&2) as f64,
-        *s.dims.last().unwrap_or(&4) as f64,
-    );
+    let (dmin, dmax) = (*s.dims.first().unwrap_or(&2) as f64, *s.dims.last().unwrap_or(&4) as f64);
     for (i, e) in s.exponents.iter().enumerate() {
-        let pts: Vec<(f64, f64)> = e
-            .dims
-            .iter()
-            .zip(&e.medians)
-            .filter_map(|(&d, m)| m.map(|m| (d as f64, m)))
-            .collect();
+        let pts: Vec<(f64, f64)> =
+            e.dims.iter().zip(&e.medians).filter_map(|(&d, m)| m.map(|m| (d as f64, m))).collect();
         lines.push(Line::new(
             format!("n̂*_{} (q = {})", e.direction, s.quantile),
             color(i),
@@ -192,14 +128,10 @@ fn scaling_chart(s: &StudySummary) -> Chart {
             pts.clone(),
         ));
         if let (Some(fit), Some(slope)) = (&e.fit, e.slope) {
-            let used: Vec<(f64, f64)> = pts
-                .iter()
-                .copied()
-                .filter(|(d, _)| fit.dims_used.contains(&(*d as usize)))
-                .collect();
+            let used: Vec<(f64, f64)> =
+                pts.iter().copied().filter(|(d, _)| fit.dims_used.contains(&(*d as usize))).collect();
             if used.len() >= 2 {
-                let (x, y): (Vec<f64>, Vec<f64>) =
-                    used.iter().map(|&(d, n)| (d.ln(), n.ln())).unzip();
+                let (x, y): (Vec<f64>, Vec<f64>) = used.iter().map(|&(d, n)| (d.ln(), n.ln())).unzip();
                 let (b, a) = study::fit::ols(&x, &y);
                 let f = |d: f64| (a + b * d.ln()).exp();
                 let ci = match (e.ci_low, e.ci_high) {
@@ -210,28 +142,18 @@ fn scaling_chart(s: &StudySummary) -> Chart {
                     format!("fit {}: slope {slope:.2}{ci}", e.direction),
                     color(i),
                     LineKind::Solid,
-                    vec![
-                        (used[0].0, f(used[0].0)),
-                        (used[used.len() - 1].0, f(used[used.len() - 1].0)),
-                    ],
+                    vec![(used[0].0, f(used[0].0)), (used[used.len() - 1].0, f(used[used.len() - 1].0))],
                 ));
                 anchor = anchor.or(Some(used[0]));
             }
         }
     }
-    if let Some((d0, n0)) = anchor.or_else(|| lines.iter().find_map(|l| l.points.first().copied()))
-    {
+    if let Some((d0, n0)) = anchor.or_else(|| lines.iter().find_map(|l| l.points.first().copied())) {
         type Scaling = fn(f64) -> f64;
-        let refs: [(&str, Scaling); 3] = [
-            ("∝ d", |d| d),
-            ("∝ d log d", |d| d * d.ln()),
-            ("∝ d³", |d| d * d * d),
-        ];
+        let refs: [(&str, Scaling); 3] = [("∝ d", |d| d), ("∝ d log d", |d| d * d.ln()), ("∝ d³", |d| d * d * d)];
         for (k, (label, g)) in refs.iter().enumerate() {
-            let pts: Vec<(f64, f64)> = (0..=20)
-                .map(|j| dmin * (dmax / dmin).powf(j as f64 / 20.0))
-                .map(|d| (d, n0 * g(d) / g(d0)))
-                .collect();
+            let pts: Vec<(f64, f64)> =
+                (0..=20).map(|j| dmin * (dmax / dmin).powf(j as f64 / 20.0)).map(|d| (d, n0 * g(d) / g(d0))).collect();
             let mut l = Line::new(*label, color(5 + k), LineKind::Dashed, pts);
             l.band.clear();
             lines.push(l);
@@ -246,45 +168,21 @@ fn scaling_chart(s: &StudySummary) -> Chart {
 }
 
 /// Losses per dimension (left) and the surrogate gap (right), one image with two panels.
-fn loss_figure(
-    stem: &Path,
-    dims: &[usize],
-    per_d: &[Vec<&WalkerResult>],
-    grids: &[Vec<u64>],
-) -> Result<Vec<PathBuf>> {
+fn loss_figure(stem: &Path, dims: &[usize], per_d: &[Vec<&WalkerResult>], grids: &[Vec<u64>]) -> Result<Vec<PathBuf>> {
     let mut left = Vec::new();
     let mut right = Vec::new();
     for (i, &d) in dims.iter().enumerate() {
         let df = d as f64;
-        let data = bands(&per_d[i], &grids[i], |r| {
-            r.eval.map_or(f64::NAN, |e| e.data / df)
-        });
-        let surr = bands(&per_d[i], &grids[i], |r| {
-            r.eval.map_or(f64::NAN, |e| e.surrogate / df)
-        });
+        let data = bands(&per_d[i], &grids[i], |r| r.eval.map_or(f64::NAN, |e| e.data / df));
+        let surr = bands(&per_d[i], &grids[i], |r| r.eval.map_or(f64::NAN, |e| e.surrogate / df));
         let gap = bands(&per_d[i], &grids[i], |r| r.eval.map_or(f64::NAN, |e| e.gap));
-        let mut l = band_line(
-            format!("L_data/d, d = {d}"),
-            color(i),
-            LineKind::Solid,
-            &data,
-        );
+        let mut l = band_line(format!("L_data/d, d = {d}"), color(i), LineKind::Solid, &data);
         l.band.clear();
         left.push(l);
-        let mut l = band_line(
-            format!("L_surr/d, d = {d}"),
-            color(i),
-            LineKind::Dashed,
-            &surr,
-        );
+        let mut l = band_line(format!("L_surr/d, d = {d}"), color(i), LineKind::Dashed, &surr);
         l.band.clear();
         left.push(l);
-        right.push(band_line(
-            format!("d = {d}"),
-            color(i),
-            LineKind::Solid,
-            &gap,
-        ));
+        right.push(band_line(format!("d = {d}"), color(i), LineKind::Solid, &gap));
     }
     let charts = [
         Chart {
@@ -310,15 +208,13 @@ fn loss_figure(
         for (p, c) in panels.iter().zip(&charts) {
             plot::draw_any(p, c)?;
         }
-        root.present()
-            .map_err(|e| anyhow::anyhow!("writing {}: {e:?}", png.display()))?;
+        root.present().map_err(|e| anyhow::anyhow!("writing {}: {e:?}", png.display()))?;
         let root = SVGBackend::new(&svg, size).into_drawing_area();
         let panels = root.split_evenly((1, 2));
         for (p, c) in panels.iter().zip(&charts) {
             plot::draw_any(p, c)?;
         }
-        root.present()
-            .map_err(|e| anyhow::anyhow!("writing {}: {e:?}", svg.display()))?;
+        root.present().map_err(|e| anyhow::anyhow!("writing {}: {e:?}", svg.display()))?;
     }
     Ok(vec![png, svg])
 }
@@ -342,10 +238,7 @@ fn markdown(m: &Manifest, s: &StudySummary, files: &[PathBuf], out: &Path) -> St
         "n̂* is the {}-quantile of the samples to |α_e| ≥ θ_e; slopes are OLS of log n̂* on log d over the d with success fraction ≥ {}, with 95 % bootstrap intervals ({} replicates).\n",
         s.quantile, m.config.study.min_success, m.config.study.bootstrap
     );
-    let _ = writeln!(
-        t,
-        "| direction | θ | slope | 95 % CI | log-corrected slope | 95 % CI |"
-    );
+    let _ = writeln!(t, "| direction | θ | slope | 95 % CI | log-corrected slope | 95 % CI |");
     let _ = writeln!(t, "|---|---|---|---|---|---|");
     for e in &s.exponents {
         let _ = writeln!(
@@ -377,9 +270,7 @@ fn markdown(m: &Manifest, s: &StudySummary, files: &[PathBuf], out: &Path) -> St
                 e.direction,
                 s.budgets[i],
                 e.success_fraction[i],
-                e.medians[i]
-                    .map(|v| format!("{v:.0}"))
-                    .unwrap_or_else(|| format!("> {}", s.budgets[i])),
+                e.medians[i].map(|v| format!("{v:.0}")).unwrap_or_else(|| format!("> {}", s.budgets[i])),
                 opt(e.medians[i].map(|v| v / (df * df.ln())), 3)
             );
         }
@@ -388,10 +279,7 @@ fn markdown(m: &Manifest, s: &StudySummary, files: &[PathBuf], out: &Path) -> St
         let _ = writeln!(t, "\n{} walkers diverged.", s.diverged.len());
     }
     let _ = writeln!(t, "\n## Figures\n");
-    for f in files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "png"))
-    {
+    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "png")) {
         let rel = f.strip_prefix(out).unwrap_or(f);
         let _ = writeln!(t, "![{}]({})\n", rel.display(), rel.display());
     }

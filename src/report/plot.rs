@@ -65,19 +65,8 @@ pub struct Line {
 }
 
 impl Line {
-    pub fn new(
-        label: impl Into<String>,
-        color: RGBColor,
-        kind: LineKind,
-        points: Vec<(f64, f64)>,
-    ) -> Self {
-        Self {
-            label: label.into(),
-            color,
-            kind,
-            points,
-            band: Vec::new(),
-        }
+    pub fn new(label: impl Into<String>, color: RGBColor, kind: LineKind, points: Vec<(f64, f64)>) -> Self {
+        Self { label: label.into(), color, kind, points, band: Vec::new() }
     }
 }
 
@@ -93,20 +82,10 @@ pub struct Axis {
 
 impl Axis {
     pub fn linear(label: impl Into<String>) -> Self {
-        Self {
-            label: label.into(),
-            log: false,
-            range: None,
-            ticks: None,
-        }
+        Self { label: label.into(), log: false, range: None, ticks: None }
     }
     pub fn log(label: impl Into<String>) -> Self {
-        Self {
-            label: label.into(),
-            log: true,
-            range: None,
-            ticks: None,
-        }
+        Self { label: label.into(), log: true, range: None, ticks: None }
     }
     pub fn with_ticks(mut self, ticks: Vec<f64>) -> Self {
         self.ticks = Some(ticks);
@@ -162,14 +141,12 @@ pub fn save(chart: &Chart, stem: &Path, size: (u32, u32)) -> Result<Vec<PathBuf>
     {
         let root = BitMapBackend::new(&png, size).into_drawing_area();
         draw_any(&root, chart)?;
-        root.present()
-            .map_err(|e| anyhow!("writing {}: {e:?}", png.display()))?;
+        root.present().map_err(|e| anyhow!("writing {}: {e:?}", png.display()))?;
     }
     {
         let root = SVGBackend::new(&svg, size).into_drawing_area();
         draw_any(&root, chart)?;
-        root.present()
-            .map_err(|e| anyhow!("writing {}: {e:?}", svg.display()))?;
+        root.present().map_err(|e| anyhow!("writing {}: {e:?}", svg.display()))?;
     }
     Ok(vec![png, svg])
 }
@@ -177,43 +154,18 @@ pub fn save(chart: &Chart, stem: &Path, size: (u32, u32)) -> Result<Vec<PathBuf>
 /// Draws `chart` on any plotters drawing area (a whole image or a panel of one).
 pub fn draw_any<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Result<()> {
     root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
-    let xs = chart.lines.iter().flat_map(|l| {
-        l.points
-            .iter()
-            .map(|p| p.0)
-            .chain(l.band.iter().map(|b| b.0))
-    });
-    let ys = chart.lines.iter().flat_map(|l| {
-        l.points
-            .iter()
-            .map(|p| p.1)
-            .chain(l.band.iter().flat_map(|b| [b.1, b.2]))
-    });
+    let xs = chart.lines.iter().flat_map(|l| l.points.iter().map(|p| p.0).chain(l.band.iter().map(|b| b.0)));
+    let ys =
+        chart.lines.iter().flat_map(|l| l.points.iter().map(|p| p.1).chain(l.band.iter().flat_map(|b| [b.1, b.2])));
     let (x0, x1) = fit_range(xs, &chart.x);
     let (y0, y1) = fit_range(ys, &chart.y);
-    let (kx, ky) = (
-        log_ticks(x0, x1, chart.x.ticks.as_deref()),
-        log_ticks(y0, y1, chart.y.ticks.as_deref()),
-    );
+    let (kx, ky) = (log_ticks(x0, x1, chart.x.ticks.as_deref()), log_ticks(y0, y1, chart.y.ticks.as_deref()));
     match (chart.x.log, chart.y.log) {
-        (true, true) => draw_in(
-            root,
-            chart,
-            (x0..x1).log_scale().with_key_points(kx),
-            (y0..y1).log_scale().with_key_points(ky),
-        ),
-        (true, false) => draw_in(
-            root,
-            chart,
-            (x0..x1).log_scale().with_key_points(kx),
-            y0..y1,
-        ),
-        (false, true) => draw_in(
-            root,
-            chart,
-            x0..x1,
-            (y0..y1).log_scale().with_key_points(ky),
-        ),
+        (true, true) => {
+            draw_in(root, chart, (x0..x1).log_scale().with_key_points(kx), (y0..y1).log_scale().with_key_points(ky))
+        }
+        (true, false) => draw_in(root, chart, (x0..x1).log_scale().with_key_points(kx), y0..y1),
+        (false, true) => draw_in(root, chart, x0..x1, (y0..y1).log_scale().with_key_points(ky)),
         (false, false) => draw_in(root, chart, x0..x1, y0..y1),
     }
 }
@@ -229,11 +181,7 @@ pub fn log_ticks(lo: f64, hi: f64, given: Option<&[f64]>) -> Vec<f64> {
     }
     let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
     let mut out = Vec::new();
-    for mantissas in [
-        &[1.0][..],
-        &[1.0, 2.0, 5.0],
-        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
-    ] {
+    for mantissas in [&[1.0][..], &[1.0, 2.0, 5.0], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]] {
         out = (k0..=k1)
             .flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k)))
             .filter(|&v| v >= lo && v <= hi)
@@ -295,50 +243,34 @@ where
         if band.len() >= 2 {
             let mut poly: Vec<(f64, f64)> = band.iter().map(|&(x, _, hi)| (x, hi)).collect();
             poly.extend(band.iter().rev().map(|&(x, lo, _)| (x, lo)));
-            c.draw_series(std::iter::once(Polygon::new(
-                poly,
-                line.color.mix(0.18).filled(),
-            )))
-            .map_err(e)?;
+            c.draw_series(std::iter::once(Polygon::new(poly, line.color.mix(0.18).filled()))).map_err(e)?;
         }
-        let pts: Vec<(f64, f64)> = line
-            .points
-            .iter()
-            .copied()
-            .filter(|&(x, y)| usable(x, xl) && usable(y, yl))
-            .collect();
+        let pts: Vec<(f64, f64)> =
+            line.points.iter().copied().filter(|&(x, y)| usable(x, xl) && usable(y, yl)).collect();
         let style = ShapeStyle::from(&line.color).stroke_width(2);
         let color = line.color;
         let anno = match line.kind {
-            LineKind::Solid | LineKind::SolidPoints => Some(
-                c.draw_series(LineSeries::new(pts.clone(), style))
-                    .map_err(e)?,
-            ),
-            LineKind::Dashed => Some(
-                c.draw_series(DashedLineSeries::new(pts.clone(), 6, 4, style))
-                    .map_err(e)?,
-            ),
+            LineKind::Solid | LineKind::SolidPoints => {
+                Some(c.draw_series(LineSeries::new(pts.clone(), style)).map_err(e)?)
+            }
+            LineKind::Dashed => Some(c.draw_series(DashedLineSeries::new(pts.clone(), 6, 4, style)).map_err(e)?),
             LineKind::Points => None,
         };
         let anno = if matches!(line.kind, LineKind::Points | LineKind::SolidPoints) {
-            c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
-                .map_err(e)?
+            c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(e)?
         } else {
             anno.expect("line drawn")
         };
         if !line.label.is_empty() {
             let kind = line.kind;
-            anno.label(&line.label)
-                .legend(move |(x, y)| -> DynElement<'static, DB, (i32, i32)> {
-                    match kind {
-                        LineKind::Points => Circle::new((x + 10, y), 4, color.filled()).into_dyn(),
-                        _ => PathElement::new(
-                            vec![(x, y), (x + 20, y)],
-                            ShapeStyle::from(&color).stroke_width(2),
-                        )
-                        .into_dyn(),
+            anno.label(&line.label).legend(move |(x, y)| -> DynElement<'static, DB, (i32, i32)> {
+                match kind {
+                    LineKind::Points => Circle::new((x + 10, y), 4, color.filled()).into_dyn(),
+                    _ => {
+                        PathElement::new(vec![(x, y), (x + 20, y)], ShapeStyle::from(&color).stroke_width(2)).into_dyn()
                     }
-                });
+                }
+            });
         }
     }
     if chart.lines.iter().any(|l| !l.label.is_empty()) {
@@ -361,26 +293,16 @@ mod tests {
     fn writes_png_and_svg_with_log_axes_and_bands() {
         let dir = std::env::temp_dir().join(format!("diffexp-plot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let pts: Vec<(f64, f64)> = (1..50)
-            .map(|i| (i as f64 * 10.0, 1.0 - 1.0 / i as f64))
-            .collect();
+        let pts: Vec<(f64, f64)> = (1..50).map(|i| (i as f64 * 10.0, 1.0 - 1.0 / i as f64)).collect();
         let mut l = Line::new("median", color(0), LineKind::Solid, pts.clone());
-        l.band = pts
-            .iter()
-            .map(|&(x, y)| (x, y * 0.9, (y * 1.1).min(1.0)))
-            .collect();
+        l.band = pts.iter().map(|&(x, y)| (x, y * 0.9, (y * 1.1).min(1.0))).collect();
         let chart = Chart {
             title: "test α".into(),
             x: Axis::log("samples"),
             y: Axis::linear("|α|").with_range(0.0, 1.0),
             lines: vec![
                 l,
-                Line::new(
-                    "ref",
-                    color(1),
-                    LineKind::Dashed,
-                    vec![(10.0, 0.5), (500.0, 0.5)],
-                ),
+                Line::new("ref", color(1), LineKind::Dashed, vec![(10.0, 0.5), (500.0, 0.5)]),
                 Line::new("", color(2), LineKind::Points, vec![(20.0, 0.3)]),
             ],
         };
@@ -388,11 +310,7 @@ mod tests {
         let png = std::fs::read(&files[0]).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let svg = std::fs::read_to_string(&files[1]).unwrap();
-        assert!(
-            svg.starts_with("<svg") && svg.contains("median"),
-            "{}",
-            &svg[..200.min(svg.len())]
-        );
+        assert!(svg.starts_with("<svg") && svg.contains("median"), "{}", &svg[..200.min(svg.len())]);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

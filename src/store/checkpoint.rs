@@ -98,12 +98,10 @@ pub fn decode(bytes: &[u8], d: usize, walker: usize) -> io::Result<WalkerCheckpo
     }
     let json_len = usize::try_from(u64::from_le_bytes(body[8..16].try_into().expect("8 bytes")))
         .map_err(|_| bad("checkpoint head too long"))?;
-    let json_end = 16usize
-        .checked_add(json_len)
-        .filter(|&e| e <= body.len())
-        .ok_or_else(|| bad("truncated checkpoint head"))?;
-    let head: Head = serde_json::from_slice(&body[16..json_end])
-        .map_err(|e| bad(format!("malformed checkpoint head: {e}")))?;
+    let json_end =
+        16usize.checked_add(json_len).filter(|&e| e <= body.len()).ok_or_else(|| bad("truncated checkpoint head"))?;
+    let head: Head =
+        serde_json::from_slice(&body[16..json_end]).map_err(|e| bad(format!("malformed checkpoint head: {e}")))?;
     if head.d != d || head.walker != walker {
         return Err(bad(format!(
             "checkpoint of d = {}, walker {} found where d = {d}, walker {walker} belongs",
@@ -117,19 +115,10 @@ pub fn decode(bytes: &[u8], d: usize, walker: usize) -> io::Result<WalkerCheckpo
         .ok_or_else(|| bad("checkpoint weight lengths overflow"))?;
     let raw = &body[json_end..];
     if nw.checked_mul(8) != Some(raw.len()) {
-        return Err(bad(format!(
-            "checkpoint holds {} weight bytes, its head declares {nw} weights",
-            raw.len()
-        )));
+        return Err(bad(format!("checkpoint holds {} weight bytes, its head declares {nw} weights", raw.len())));
     }
-    let mut values = raw
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")));
-    let weights = head
-        .weight_lens
-        .iter()
-        .map(|&n| values.by_ref().take(n).collect())
-        .collect();
+    let mut values = raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")));
+    let weights = head.weight_lens.iter().map(|&n| values.by_ref().take(n).collect()).collect();
     Ok(WalkerCheckpoint {
         step: head.step,
         records: head.records,
@@ -147,13 +136,7 @@ pub fn decode(bytes: &[u8], d: usize, walker: usize) -> io::Result<WalkerCheckpo
 }
 
 /// Saves a checkpoint atomically (temporary file, rename; synced if `durable`).
-pub fn save(
-    path: &Path,
-    d: usize,
-    walker: usize,
-    c: &WalkerCheckpoint,
-    durable: bool,
-) -> io::Result<()> {
+pub fn save(path: &Path, d: usize, walker: usize, c: &WalkerCheckpoint, durable: bool) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -166,17 +149,12 @@ pub fn load(path: &Path, d: usize, walker: usize) -> io::Result<Option<WalkerChe
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
         Ok(m) if m.len() > MAX_BYTES => {
-            return Err(bad(format!(
-                "{}: too large for a checkpoint",
-                path.display()
-            )));
+            return Err(bad(format!("{}: too large for a checkpoint", path.display())));
         }
         Ok(_) => {}
     }
     let bytes = std::fs::read(path)?;
-    decode(&bytes, d, walker)
-        .map(Some)
-        .map_err(|e| bad(format!("{}: {e}", path.display())))
+    decode(&bytes, d, walker).map(Some).map_err(|e| bad(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -191,16 +169,9 @@ mod tests {
             records: 17,
             loss_sum: f64::NAN,
             loss_n: 3,
-            recovery: RecoveryTracker {
-                thresholds: [None, Some(0.5), Some(0.25)],
-                first: [None, Some(77), None],
-            },
+            recovery: RecoveryTracker { thresholds: [None, Some(0.5), Some(0.25)], first: [None, Some(77), None] },
             learner: LearnerState {
-                weights: vec![
-                    vec![0.1, -2.5e-300, f64::MIN_POSITIVE],
-                    vec![],
-                    vec![1.0 / 3.0],
-                ],
+                weights: vec![vec![0.1, -2.5e-300, f64::MIN_POSITIVE], vec![], vec![1.0 / 3.0]],
                 scalars: vec![1.0, -0.0, f64::INFINITY],
                 normals: vec![1, 2, u64::MAX],
                 latent,
@@ -217,22 +188,12 @@ mod tests {
         assert_eq!(encode(64, 3, &back), bytes);
         assert!(back.loss_sum.is_nan());
         assert_eq!(back.learner.weights, c.learner.weights);
-        assert!(
-            decode(&bytes, 64, 4)
-                .unwrap_err()
-                .to_string()
-                .contains("walker")
-        );
+        assert!(decode(&bytes, 64, 4).unwrap_err().to_string().contains("walker"));
         for cut in [0, 7, 20, bytes.len() / 2, bytes.len() - 1] {
             assert!(decode(&bytes[..cut], 64, 3).is_err(), "cut at {cut}");
         }
         let mut flipped = bytes.clone();
         flipped[30] ^= 1;
-        assert!(
-            decode(&flipped, 64, 3)
-                .unwrap_err()
-                .to_string()
-                .contains("checksum")
-        );
+        assert!(decode(&flipped, 64, 3).unwrap_err().to_string().contains("checksum"));
     }
 }

@@ -41,17 +41,9 @@ pub struct Shard {
 impl Shard {
     /// Parses "i/N" with 0 ≤ i < N.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (i, n) = s
-            .split_once('/')
-            .ok_or_else(|| format!("shard `{s}`: expected i/N, e.g. 0/4"))?;
-        let index: usize = i
-            .trim()
-            .parse()
-            .map_err(|_| format!("shard `{s}`: i is not a non-negative integer"))?;
-        let count: usize = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("shard `{s}`: N is not a positive integer"))?;
+        let (i, n) = s.split_once('/').ok_or_else(|| format!("shard `{s}`: expected i/N, e.g. 0/4"))?;
+        let index: usize = i.trim().parse().map_err(|_| format!("shard `{s}`: i is not a non-negative integer"))?;
+        let count: usize = n.trim().parse().map_err(|_| format!("shard `{s}`: N is not a positive integer"))?;
         if count == 0 || index >= count {
             return Err(format!("shard `{s}`: need 0 ≤ i < N"));
         }
@@ -120,10 +112,7 @@ pub struct Manifest {
 }
 
 fn bad(path: &Path, msg: impl std::fmt::Display) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{}: {msg}", path.display()),
-    )
+    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {msg}", path.display()))
 }
 
 /// Writes `bytes` to `path` atomically and durably: temporary file, sync, rename, sync directory.
@@ -151,11 +140,7 @@ pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()>
     }
     if let Some(dir) = path.parent() {
         // Makes the rename itself durable; not every filesystem allows syncing a directory.
-        if let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        }) {
+        if let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) {
             let _ = d.sync_all();
         }
     }
@@ -174,14 +159,10 @@ impl Manifest {
     /// configuration is valid and whose per-d entries match it.
     pub fn load(dir: &Path) -> io::Result<Self> {
         let path = dir.join(MANIFEST);
-        let len = std::fs::metadata(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?
-            .len();
+        let len =
+            std::fs::metadata(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?.len();
         if len > MAX_MANIFEST_BYTES {
-            return Err(bad(
-                &path,
-                format!("{len} bytes is too large for a diffexp manifest"),
-            ));
+            return Err(bad(&path, format!("{len} bytes is too large for a diffexp manifest")));
         }
         let bytes = std::fs::read(&path)?;
         Self::from_json(&bytes).map_err(|e| bad(&path, e))
@@ -189,35 +170,25 @@ impl Manifest {
 
     /// Parses and checks manifest text (see [`Manifest::load`]).
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-            format!("not a diffexp store manifest (invalid or truncated JSON: {e})")
-        })?;
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| format!("not a diffexp store manifest (invalid or truncated JSON: {e})"))?;
         match value.get("format").and_then(|f| f.as_str()) {
             Some(FORMAT) => {}
             Some(other) => {
-                return Err(format!(
-                    "foreign manifest: format \"{other}\", expected \"{FORMAT}\""
-                ));
+                return Err(format!("foreign manifest: format \"{other}\", expected \"{FORMAT}\""));
             }
             None => {
-                return Err(format!(
-                    "foreign manifest: no \"format\": \"{FORMAT}\" field"
-                ));
+                return Err(format!("foreign manifest: no \"format\": \"{FORMAT}\" field"));
             }
         }
         match value.get("version").and_then(|v| v.as_u64()) {
             Some(v) if v == VERSION as u64 => {}
             v => {
-                return Err(format!(
-                    "store layout version {v:?}; this build reads version {VERSION}"
-                ));
+                return Err(format!("store layout version {v:?}; this build reads version {VERSION}"));
             }
         }
-        let m: Manifest = serde_json::from_value(value)
-            .map_err(|e| format!("malformed diffexp manifest: {e}"))?;
-        m.config
-            .validate()
-            .map_err(|e| format!("manifest holds an {e}"))?;
+        let m: Manifest = serde_json::from_value(value).map_err(|e| format!("malformed diffexp manifest: {e}"))?;
+        m.config.validate().map_err(|e| format!("manifest holds an {e}"))?;
         m.check_consistent()?;
         Ok(m)
     }
@@ -229,10 +200,7 @@ impl Manifest {
         }
         if let Some(s) = self.shard {
             if s.count == 0 || s.index >= s.count {
-                return Err(format!(
-                    "manifest shard {}/{} is not 0 ≤ i < N",
-                    s.index, s.count
-                ));
+                return Err(format!("manifest shard {}/{} is not 0 ≤ i < N", s.index, s.count));
             }
         }
         if self.dims.is_empty() {
@@ -242,10 +210,7 @@ impl Manifest {
             let steps = self.config.train.max_steps(e.d);
             let records = crate::grid::log_grid(steps, self.config.observe.grid_per_decade).len();
             if e.max_steps != steps || e.records != records || e.dir != dim_dir_name(e.d) {
-                return Err(format!(
-                    "manifest entry for d = {} disagrees with its config",
-                    e.d
-                ));
+                return Err(format!("manifest entry for d = {} disagrees with its config", e.d));
             }
         }
         Ok(())
@@ -273,38 +238,19 @@ mod tests {
             assert!(Shard::parse(bad).is_err(), "{bad}");
         }
         let s = Shard { index: 1, count: 3 };
-        assert_eq!(
-            (0..9).filter(|&j| s.owns(j)).collect::<Vec<_>>(),
-            vec![1, 4, 7]
-        );
+        assert_eq!((0..9).filter(|&j| s.owns(j)).collect::<Vec<_>>(), vec![1, 4, 7]);
     }
 
     #[test]
     fn foreign_and_truncated_manifests_are_refused() {
+        assert!(Manifest::from_json(b"{\"format\": \"zarr\"}").unwrap_err().contains("foreign"));
+        assert!(Manifest::from_json(b"[1, 2]").unwrap_err().contains("foreign"));
+        assert!(Manifest::from_json(b"{\"format\": \"diffexp-store\", \"ver").unwrap_err().contains("truncated"));
         assert!(
-            Manifest::from_json(b"{\"format\": \"zarr\"}")
-                .unwrap_err()
-                .contains("foreign")
+            Manifest::from_json(b"{\"format\": \"diffexp-store\", \"version\": 99}").unwrap_err().contains("version")
         );
         assert!(
-            Manifest::from_json(b"[1, 2]")
-                .unwrap_err()
-                .contains("foreign")
-        );
-        assert!(
-            Manifest::from_json(b"{\"format\": \"diffexp-store\", \"ver")
-                .unwrap_err()
-                .contains("truncated")
-        );
-        assert!(
-            Manifest::from_json(b"{\"format\": \"diffexp-store\", \"version\": 99}")
-                .unwrap_err()
-                .contains("version")
-        );
-        assert!(
-            Manifest::from_json(b"{\"format\": \"diffexp-store\", \"version\": 1}")
-                .unwrap_err()
-                .contains("malformed")
+            Manifest::from_json(b"{\"format\": \"diffexp-store\", \"version\": 1}").unwrap_err().contains("malformed")
         );
     }
 }

@@ -17,10 +17,7 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, Manifest)>> {
     for d in dirs {
         let m = Manifest::load(d).with_context(|| format!("reading shard {}", d.display()))?;
         if m.state != StoreState::Complete {
-            bail!(
-                "{} is not complete (finish it with `diffexp study ... --resume`)",
-                d.display()
-            );
+            bail!("{} is not complete (finish it with `diffexp study ... --resume`)", d.display());
         }
         shards.push((d.clone(), m));
     }
@@ -39,28 +36,18 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, Manifest)>> {
             );
         }
         if m.shard.map_or(1, |s| s.count) != count {
-            bail!(
-                "{} belongs to a split into a different number of shards",
-                d.display()
-            );
+            bail!("{} belongs to a split into a different number of shards", d.display());
         }
     }
     shards.sort_by_key(|(_, m)| m.shard.map_or(0, |s| s.index));
     for (i, (d, m)) in shards.iter().enumerate() {
         let idx = m.shard.map_or(0, |s| s.index);
         if idx != i {
-            bail!(
-                "shard {i}/{count} is missing or {} is given twice (found index {idx})",
-                d.display()
-            );
+            bail!("shard {i}/{count} is missing or {} is given twice (found index {idx})", d.display());
         }
     }
     if shards.len() != count {
-        bail!(
-            "{} of {count} shards given; shard {}/{count} is missing",
-            shards.len(),
-            shards.len()
-        );
+        bail!("{} of {count} shards given; shard {}/{count} is missing", shards.len(), shards.len());
     }
     Ok(shards)
 }
@@ -70,10 +57,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<StoreOutcome> {
     let shards = check_shards(dirs)?;
     let proto = &shards[0].1;
     if out.join(MANIFEST).exists() {
-        bail!(
-            "{} already holds a diffexp store; merge into a new directory",
-            out.display()
-        );
+        bail!("{} already holds a diffexp store; merge into a new directory", out.display());
     }
     let cfg = &proto.config;
     let dims: Vec<usize> = proto.dims.iter().map(|e| e.d).collect();
@@ -93,25 +77,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<StoreOutcome> {
     for (i, e) in fresh.dims.iter().enumerate() {
         let views = shards
             .iter()
-            .map(|(dir, _)| {
-                DimView::open(
-                    &dir.join(&e.dir),
-                    e.d,
-                    fresh.walkers,
-                    e.records,
-                    cfg.observe.eval,
-                )
-            })
+            .map(|(dir, _)| DimView::open(&dir.join(&e.dir), e.d, fresh.walkers, e.records, cfg.observe.eval))
             .collect::<std::io::Result<Vec<_>>>()?;
         for (j, &(di, w)) in all.iter().enumerate() {
             if di == i {
                 let src = &views[j % n];
                 if src.status.data()[w] == super::trajectory::STATUS_PENDING {
-                    bail!(
-                        "{}: walker {w} at d = {} is not finished",
-                        shards[j % n].0.display(),
-                        e.d
-                    );
+                    bail!("{}: walker {w} at d = {} is not finished", shards[j % n].0.display(), e.d);
                 }
                 stores[i].copy_walker_from(src, w)?;
             }

@@ -18,22 +18,12 @@ use std::path::{Path, PathBuf};
 pub fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
     let shape_str = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        _ => format!("({})", shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
     };
     let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_str}, }}");
     let v1 = (10 + dict.len() + 1).div_ceil(64) * 64;
-    let (prefix, total) = if v1 - 10 <= u16::MAX as usize {
-        (10, v1)
-    } else {
-        (12, (12 + dict.len() + 1).div_ceil(64) * 64)
-    };
+    let (prefix, total) =
+        if v1 - 10 <= u16::MAX as usize { (10, v1) } else { (12, (12 + dict.len() + 1).div_ceil(64) * 64) };
     let mut h = Vec::with_capacity(total);
     h.extend_from_slice(b"\x93NUMPY");
     if prefix == 10 {
@@ -56,11 +46,7 @@ pub fn write<T: Real>(path: &Path, shape: &[usize], data: &[T]) -> io::Result<()
     if n != data.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "npy write {}: shape {shape:?} has {n} elements but data has {}",
-                path.display(),
-                data.len()
-            ),
+            format!("npy write {}: shape {shape:?} has {n} elements but data has {}", path.display(), data.len()),
         ));
     }
     let tmp = path.with_extension("npy.tmp");
@@ -79,11 +65,7 @@ pub fn write_array<E: NpyElement>(path: &Path, shape: &[usize], data: &[E]) -> i
     if n != data.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "npy write {}: shape {shape:?} has {n} elements but data has {}",
-                path.display(),
-                data.len()
-            ),
+            format!("npy write {}: shape {shape:?} has {n} elements but data has {}", path.display(), data.len()),
         ));
     }
     let tmp = path.with_extension("npy.tmp");
@@ -126,29 +108,18 @@ pub fn parse_header(bytes: &[u8]) -> io::Result<NpyHeader> {
             if bytes.len() < 12 {
                 return Err(bad("truncated NPY header"));
             }
-            (
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-                12,
-            )
+            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
         }
         v => return Err(bad(format!("unsupported NPY version {v}"))),
     };
-    let end = start
-        .checked_add(len)
-        .ok_or_else(|| bad("NPY header length overflows"))?;
+    let end = start.checked_add(len).ok_or_else(|| bad("NPY header length overflows"))?;
     if bytes.len() < end {
-        return Err(bad(format!(
-            "truncated NPY header: needs {end} bytes, file has {}",
-            bytes.len()
-        )));
+        return Err(bad(format!("truncated NPY header: needs {end} bytes, file has {}", bytes.len())));
     }
-    let dict =
-        std::str::from_utf8(&bytes[start..end]).map_err(|_| bad("NPY header is not UTF-8"))?;
+    let dict = std::str::from_utf8(&bytes[start..end]).map_err(|_| bad("NPY header is not UTF-8"))?;
     let field = |key: &str| -> io::Result<&str> {
         let k = format!("'{key}':");
-        let i = dict
-            .find(&k)
-            .ok_or_else(|| bad(format!("NPY header lacks '{key}'")))?;
+        let i = dict.find(&k).ok_or_else(|| bad(format!("NPY header lacks '{key}'")))?;
         Ok(dict[i + k.len()..].trim_start())
     };
     let descr_rest = field("descr")?;
@@ -166,29 +137,17 @@ pub fn parse_header(bytes: &[u8]) -> io::Result<NpyHeader> {
         return Err(bad("NPY header 'fortran_order' is not True/False"));
     };
     let sh = field("shape")?;
-    let sh = sh
-        .strip_prefix('(')
-        .ok_or_else(|| bad("NPY header 'shape' is not a tuple"))?;
-    let close = sh
-        .find(')')
-        .ok_or_else(|| bad("NPY header 'shape' tuple is not closed"))?;
+    let sh = sh.strip_prefix('(').ok_or_else(|| bad("NPY header 'shape' is not a tuple"))?;
+    let close = sh.find(')').ok_or_else(|| bad("NPY header 'shape' tuple is not closed"))?;
     let mut shape = Vec::new();
     for part in sh[..close].split(',') {
         let p = part.trim();
         if p.is_empty() {
             continue;
         }
-        shape.push(
-            p.parse::<usize>()
-                .map_err(|_| bad(format!("NPY shape entry `{p}` is not an integer")))?,
-        );
+        shape.push(p.parse::<usize>().map_err(|_| bad(format!("NPY shape entry `{p}` is not an integer")))?);
     }
-    Ok(NpyHeader {
-        descr,
-        fortran_order,
-        shape,
-        data_offset: end,
-    })
+    Ok(NpyHeader { descr, fortran_order, shape, data_offset: end })
 }
 
 /// Reads a whole NPY file of element type `T`, checking dtype, order and length.
@@ -197,27 +156,13 @@ pub fn read<T: Real>(path: &Path) -> io::Result<(Vec<usize>, Vec<T>)> {
     std::fs::File::open(path)?.read_to_end(&mut bytes)?;
     let h = parse_header(&bytes).map_err(|e| bad(format!("{}: {e}", path.display())))?;
     if h.descr != T::NPY_DESCR {
-        return Err(bad(format!(
-            "{}: dtype {} but {} expected",
-            path.display(),
-            h.descr,
-            T::NPY_DESCR
-        )));
+        return Err(bad(format!("{}: dtype {} but {} expected", path.display(), h.descr, T::NPY_DESCR)));
     }
     if h.fortran_order {
-        return Err(bad(format!(
-            "{}: Fortran-ordered arrays are not supported",
-            path.display()
-        )));
+        return Err(bad(format!("{}: Fortran-ordered arrays are not supported", path.display())));
     }
-    let n = h
-        .shape
-        .iter()
-        .try_fold(1usize, |a, &b| a.checked_mul(b))
-        .ok_or_else(|| bad("NPY shape overflows"))?;
-    let need = n
-        .checked_mul(std::mem::size_of::<T>())
-        .ok_or_else(|| bad("NPY size overflows"))?;
+    let n = h.shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).ok_or_else(|| bad("NPY shape overflows"))?;
+    let need = n.checked_mul(std::mem::size_of::<T>()).ok_or_else(|| bad("NPY size overflows"))?;
     let data = &bytes[h.data_offset..];
     if data.len() != need {
         return Err(bad(format!(
@@ -251,10 +196,7 @@ impl NpyElement for u64 {
 
 /// Elements in `shape`, or an error if the product overflows.
 fn element_count(shape: &[usize]) -> io::Result<usize> {
-    shape
-        .iter()
-        .try_fold(1usize, |a, &b| a.checked_mul(b))
-        .ok_or_else(|| bad("NPY shape overflows"))
+    shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).ok_or_else(|| bad("NPY shape overflows"))
 }
 
 /// Checks a parsed header against what the caller expects: dtype, C order, shape (if given) and
@@ -290,11 +232,7 @@ fn check_header<E: NpyElement>(
         )));
     }
     if h.data_offset % std::mem::align_of::<E>() != 0 {
-        return Err(at(format!(
-            "data offset {} is not aligned for {}",
-            h.data_offset,
-            E::DESCR
-        )));
+        return Err(at(format!("data offset {} is not aligned for {}", h.data_offset, E::DESCR)));
     }
     Ok(n)
 }
@@ -353,14 +291,7 @@ impl<E: NpyElement> MappedArray<E> {
         // SAFETY: the file's length was checked to cover header + data; diffexp is the only writer
         // of a store it is running, and nothing truncates the file while it is mapped.
         let map = unsafe { MmapOptions::new().map_mut(&file)? };
-        Ok(Self {
-            map,
-            offset: h.data_offset,
-            len,
-            shape: h.shape,
-            path: path.to_path_buf(),
-            _e: PhantomData,
-        })
+        Ok(Self { map, offset: h.data_offset, len, shape: h.shape, path: path.to_path_buf(), _e: PhantomData })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -372,9 +303,7 @@ impl<E: NpyElement> MappedArray<E> {
     }
 
     pub fn data(&self) -> &[E] {
-        bytemuck::cast_slice(
-            &self.map[self.offset..self.offset + self.len * std::mem::size_of::<E>()],
-        )
+        bytemuck::cast_slice(&self.map[self.offset..self.offset + self.len * std::mem::size_of::<E>()])
     }
 
     pub fn data_mut(&mut self) -> &mut [E] {
@@ -388,10 +317,7 @@ impl<E: NpyElement> MappedArray<E> {
         if range.is_empty() {
             return Ok(());
         }
-        self.map.flush_range(
-            self.offset + range.start * sz,
-            (range.end - range.start) * sz,
-        )
+        self.map.flush_range(self.offset + range.start * sz, (range.end - range.start) * sz)
     }
 }
 
@@ -422,8 +348,7 @@ pub struct ArrayView<E: NpyElement> {
 impl<E: NpyElement> ArrayView<E> {
     /// Maps `path` read-only after checking dtype, order, shape (if given) and length.
     pub fn open(path: &Path, expect: Option<&[usize]>) -> io::Result<Self> {
-        let mut file = File::open(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let mut file = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let head = read_header_bytes(&mut file)?;
         let h = parse_header(&head).map_err(|e| bad(format!("{}: {e}", path.display())))?;
         let len = check_header::<E>(path, &h, file.metadata()?.len(), expect)?;
@@ -434,13 +359,7 @@ impl<E: NpyElement> ArrayView<E> {
             // SAFETY: the length was checked above; stores are never truncated in place.
             Some(unsafe { MmapOptions::new().map(&file)? })
         };
-        Ok(Self {
-            map,
-            offset: h.data_offset,
-            len,
-            shape: h.shape,
-            _e: PhantomData,
-        })
+        Ok(Self { map, offset: h.data_offset, len, shape: h.shape, _e: PhantomData })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -449,9 +368,7 @@ impl<E: NpyElement> ArrayView<E> {
 
     pub fn data(&self) -> &[E] {
         match &self.map {
-            Some(m) => bytemuck::cast_slice(
-                &m[self.offset..self.offset + self.len * std::mem::size_of::<E>()],
-            ),
+            Some(m) => bytemuck::cast_slice(&m[self.offset..self.offset + self.len * std::mem::size_of::<E>()]),
             None => &[],
         }
     }
@@ -488,12 +405,7 @@ mod tests {
         let mut bytes = std::fs::read(&p).unwrap();
         bytes.truncate(bytes.len() - 3);
         std::fs::write(&p, &bytes).unwrap();
-        assert!(
-            read::<f32>(&p)
-                .unwrap_err()
-                .to_string()
-                .contains("data bytes")
-        );
+        assert!(read::<f32>(&p).unwrap_err().to_string().contains("data bytes"));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

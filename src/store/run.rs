@@ -6,12 +6,10 @@
 //! any number of threads and a merge of any number of shards give the same bytes.
 
 use super::checkpoint;
-use super::manifest::{
-    DimEntry, FORMAT, GIT_REVISION, MANIFEST, Manifest, Shard, StoreState, VERSION, dim_dir_name,
-};
+use super::manifest::{DimEntry, FORMAT, GIT_REVISION, MANIFEST, Manifest, Shard, StoreState, VERSION, dim_dir_name};
 use super::trajectory::{
-    self, DimShape, DimStore, DimView, RECOVERY_CENSORED, RECOVERY_UNTRACKED, STATUS_DIVERGED,
-    STATUS_PENDING, WalkerSink,
+    self, DimShape, DimStore, DimView, RECOVERY_CENSORED, RECOVERY_UNTRACKED, STATUS_DIVERGED, STATUS_PENDING,
+    WalkerSink,
 };
 use crate::config::{Config, Engine, Precision};
 use crate::model::{GaussianSurrogate, MixedCumulantModel};
@@ -115,21 +113,11 @@ fn mismatch(old: &Manifest, new: &Manifest) -> Option<String> {
         ));
     }
     if old.command != new.command {
-        return Some(format!(
-            "it holds a `{}`, not a `{}`",
-            old.command, new.command
-        ));
+        return Some(format!("it holds a `{}`, not a `{}`", old.command, new.command));
     }
     if old.shard != new.shard {
-        let f = |s: Option<Shard>| {
-            s.map(|s| format!("{}/{}", s.index, s.count))
-                .unwrap_or_else(|| "none".into())
-        };
-        return Some(format!(
-            "it is shard {}, not shard {}",
-            f(old.shard),
-            f(new.shard)
-        ));
+        let f = |s: Option<Shard>| s.map(|s| format!("{}/{}", s.index, s.count)).unwrap_or_else(|| "none".into());
+        return Some(format!("it is shard {}, not shard {}", f(old.shard), f(new.shard)));
     }
     if old.config != new.config {
         return Some("its configuration differs (seed, walkers or another field)".into());
@@ -141,11 +129,7 @@ fn mismatch(old: &Manifest, new: &Manifest) -> Option<String> {
 }
 
 /// Creates the store in `out`, or opens it for `--resume`.
-fn open_or_create(
-    cfg: &Config,
-    dims: &[usize],
-    opts: &StoreOptions,
-) -> Result<(Manifest, Vec<DimStore>)> {
+fn open_or_create(cfg: &Config, dims: &[usize], opts: &StoreOptions) -> Result<(Manifest, Vec<DimStore>)> {
     let fresh = new_manifest(cfg, dims, opts.command, opts.shard);
     let out = opts.out;
     if out.join(MANIFEST).exists() {
@@ -167,8 +151,7 @@ fn open_or_create(
             .with_context(|| format!("reopening the store in {}", out.display()))?;
         return Ok((old, stores));
     }
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("creating output directory {}", out.display()))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating output directory {}", out.display()))?;
     let stores = dim_shapes(&fresh)
         .iter()
         .zip(&fresh.dims)
@@ -182,9 +165,7 @@ fn open_or_create(
 
 /// All (d index, walker) jobs in canonical order (d-major): job j belongs to shard j mod N.
 pub fn jobs(n_dims: usize, walkers: usize) -> Vec<(usize, usize)> {
-    (0..n_dims)
-        .flat_map(|i| (0..walkers).map(move |w| (i, w)))
-        .collect()
+    (0..n_dims).flat_map(|i| (0..walkers).map(move |w| (i, w))).collect()
 }
 
 /// Runs (or resumes) a store: every pending job of the shard, then the summary. `on_total` is told
@@ -204,11 +185,8 @@ pub fn run_store(
         .filter(|(j, _)| shard.is_none_or(|s| s.owns(*j)))
         .map(|(_, x)| x)
         .collect();
-    let pending: Vec<(usize, usize)> = mine
-        .iter()
-        .copied()
-        .filter(|&(i, w)| stores[i].status(w) == STATUS_PENDING)
-        .collect();
+    let pending: Vec<(usize, usize)> =
+        mine.iter().copied().filter(|&(i, w)| stores[i].status(w) == STATUS_PENDING).collect();
     let grids = dim_shapes(&manifest);
     let total: u64 = pending
         .iter()
@@ -223,13 +201,7 @@ pub fn run_store(
         Precision::F32 => run_pending::<f32>(cfg, &stores, &pending, advance)?,
         Precision::F64 => run_pending::<f64>(cfg, &stores, &pending, advance)?,
     }
-    finalize(
-        opts.out,
-        manifest,
-        &stores,
-        pending.len(),
-        mine.len() - pending.len(),
-    )
+    finalize(opts.out, manifest, &stores, pending.len(), mine.len() - pending.len())
 }
 
 /// The data model and its surrogate shared by the walkers of one dimension.
@@ -248,9 +220,7 @@ fn run_pending<T: EngineReal>(
         .enumerate()
         .map(|(i, s)| {
             let needed = pending.iter().any(|&(j, _)| j == i);
-            (needed
-                && cfg.experiment.engine == Engine::Full
-                && !cfg.model.resample_spikes_per_walker)
+            (needed && cfg.experiment.engine == Engine::Full && !cfg.model.resample_spikes_per_walker)
                 .then(|| study::build_model::<T>(cfg, s.d, 0))
         })
         .collect();
@@ -279,10 +249,7 @@ fn run_one<T: EngineReal>(
         // Only a machine crash without --fsync can leave a damaged checkpoint; the walker is then
         // rerun from the start, which rewrites the same records.
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            eprintln!(
-                "warning: {}: {e}; restarting this walker from the start",
-                what()
-            );
+            eprintln!("warning: {}: {e}; restarting this walker from the start", what());
             None
         }
         Err(e) => return Err(e).with_context(what),
@@ -324,11 +291,7 @@ pub(super) fn finalize(
         .filter(|(j, _)| manifest.shard.is_none_or(|s| s.owns(*j)))
         .count();
     if results.len() != expected {
-        bail!(
-            "{}: {} of {expected} jobs are finished",
-            out.display(),
-            results.len()
-        );
+        bail!("{}: {} of {expected} jobs are finished", out.display(), results.len());
     }
     let summary = if manifest.shard.is_none() {
         let dims: Vec<usize> = manifest.dims.iter().map(|e| e.d).collect();
@@ -351,13 +314,7 @@ pub(super) fn finalize(
         manifest.state = StoreState::Complete;
         manifest.save(out)?;
     }
-    Ok(StoreOutcome {
-        manifest,
-        results,
-        summary,
-        ran,
-        already_done,
-    })
+    Ok(StoreOutcome { manifest, results, summary, ran, already_done })
 }
 
 /// The finished walkers of a store, in job order; with `records`, their published records too.
@@ -365,13 +322,7 @@ pub fn results_from(m: &Manifest, dir: &Path, records: bool) -> Result<Vec<Walke
     let th = study::thresholds(&m.config);
     let mut out = Vec::new();
     for e in &m.dims {
-        let v = DimView::open(
-            &dir.join(&e.dir),
-            e.d,
-            m.walkers,
-            e.records,
-            m.config.observe.eval,
-        )?;
+        let v = DimView::open(&dir.join(&e.dir), e.d, m.walkers, e.records, m.config.observe.eval)?;
         for w in 0..m.walkers {
             let status = v.status.data()[w];
             if status == STATUS_PENDING {
@@ -395,17 +346,10 @@ pub fn results_from(m: &Manifest, dir: &Path, records: bool) -> Result<Vec<Walke
                 walker: w as u64,
                 outcome: WalkerOutcome {
                     steps,
-                    recovery: RecoveryTracker {
-                        thresholds: th,
-                        first,
-                    },
+                    recovery: RecoveryTracker { thresholds: th, first },
                     diverged: (status == STATUS_DIVERGED).then(|| divergence_message(steps)),
                 },
-                records: if records {
-                    v.records_of(w, m.batch as u64)
-                } else {
-                    Vec::new()
-                },
+                records: if records { v.records_of(w, m.batch as u64) } else { Vec::new() },
             });
         }
     }

@@ -27,23 +27,9 @@ pub const RECOVERY_UNTRACKED: i64 = -2;
 /// Columns of `overlaps.npy`.
 pub const OVERLAP_COLUMNS: [&str; 3] = ["alpha_m", "alpha_u", "alpha_v"];
 /// Columns of `eval.npy`.
-pub const EVAL_COLUMNS: [&str; 6] = [
-    "L_data",
-    "L_surr",
-    "gap",
-    "L_data_se",
-    "L_surr_se",
-    "gap_se",
-];
+pub const EVAL_COLUMNS: [&str; 6] = ["L_data", "L_surr", "gap", "L_data_se", "L_surr_se", "gap_se"];
 
-fn spec(
-    file: &str,
-    dtype: &str,
-    shape: &[&str],
-    columns: &[&str],
-    units: &str,
-    description: &str,
-) -> ArraySpec {
+fn spec(file: &str, dtype: &str, shape: &[&str], columns: &[&str], units: &str, description: &str) -> ArraySpec {
     ArraySpec {
         file: file.into(),
         dtype: dtype.into(),
@@ -89,22 +75,8 @@ pub fn array_specs(eval: bool) -> Vec<ArraySpec> {
             "dimensionless",
             "signed overlaps ⟨w,e⟩/‖w‖ with the spikes m, u, v",
         ),
-        spec(
-            "norm.npy",
-            "<f8",
-            &["walkers", "records"],
-            &[],
-            "dimensionless",
-            "‖w‖ (1 for spherical weights)",
-        ),
-        spec(
-            "skip.npy",
-            "<f8",
-            &["walkers", "records"],
-            &[],
-            "dimensionless",
-            "skip / output coefficient b (or c)",
-        ),
+        spec("norm.npy", "<f8", &["walkers", "records"], &[], "dimensionless", "‖w‖ (1 for spherical weights)"),
+        spec("skip.npy", "<f8", &["walkers", "records"], &[], "dimensionless", "skip / output coefficient b (or c)"),
         spec(
             "train_loss.npy",
             "<f8",
@@ -188,11 +160,7 @@ impl DimStore {
             skip: MappedArray::create(&dir.join("skip.npy"), &[w, r], f64::NAN)?,
             train_loss: MappedArray::create(&dir.join("train_loss.npy"), &[w, r], f64::NAN)?,
             eval: if shape.eval {
-                Some(MappedArray::create(
-                    &dir.join("eval.npy"),
-                    &[w, r, 6],
-                    f64::NAN,
-                )?)
+                Some(MappedArray::create(&dir.join("eval.npy"), &[w, r, 6], f64::NAN)?)
             } else {
                 None
             },
@@ -200,26 +168,14 @@ impl DimStore {
             steps: MappedArray::create(&dir.join("steps.npy"), &[w], 0)?,
             recovery: MappedArray::create(&dir.join("recovery.npy"), &[w, 3], RECOVERY_CENSORED)?,
         };
-        Ok(Self {
-            d: shape.d,
-            walkers: w,
-            records: r,
-            durable,
-            dir: dir.to_path_buf(),
-            arrays: Mutex::new(arrays),
-        })
+        Ok(Self { d: shape.d, walkers: w, records: r, durable, dir: dir.to_path_buf(), arrays: Mutex::new(arrays) })
     }
 
     /// Opens existing arrays read-write, checking every shape and dtype.
     pub fn open(dir: &Path, shape: &DimShape, durable: bool) -> io::Result<Self> {
         let (w, r) = (shape.walkers, shape.grid.len());
         let grid = ArrayView::<i64>::open(&dir.join("grid.npy"), Some(&[r]))?;
-        if grid
-            .data()
-            .iter()
-            .zip(&shape.grid)
-            .any(|(&a, &b)| a != b as i64)
-        {
+        if grid.data().iter().zip(&shape.grid).any(|(&a, &b)| a != b as i64) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{}: record grid differs from the config's", dir.display()),
@@ -232,23 +188,12 @@ impl DimStore {
             norm: MappedArray::open(&dir.join("norm.npy"), Some(&[w, r]))?,
             skip: MappedArray::open(&dir.join("skip.npy"), Some(&[w, r]))?,
             train_loss: MappedArray::open(&dir.join("train_loss.npy"), Some(&[w, r]))?,
-            eval: if shape.eval {
-                Some(MappedArray::open(&dir.join("eval.npy"), Some(&[w, r, 6]))?)
-            } else {
-                None
-            },
+            eval: if shape.eval { Some(MappedArray::open(&dir.join("eval.npy"), Some(&[w, r, 6]))?) } else { None },
             status: MappedArray::open(&dir.join("status.npy"), Some(&[w]))?,
             steps: MappedArray::open(&dir.join("steps.npy"), Some(&[w]))?,
             recovery: MappedArray::open(&dir.join("recovery.npy"), Some(&[w, 3]))?,
         };
-        Ok(Self {
-            d: shape.d,
-            walkers: w,
-            records: r,
-            durable,
-            dir: dir.to_path_buf(),
-            arrays: Mutex::new(arrays),
-        })
+        Ok(Self { d: shape.d, walkers: w, records: r, durable, dir: dir.to_path_buf(), arrays: Mutex::new(arrays) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DimArrays> {
@@ -263,9 +208,7 @@ impl DimStore {
 
     /// Where walker `walker`'s checkpoint lives.
     pub fn checkpoint_path(&self, walker: usize) -> PathBuf {
-        self.dir
-            .join("checkpoints")
-            .join(format!("w{walker:06}.ckpt"))
+        self.dir.join("checkpoints").join(format!("w{walker:06}.ckpt"))
     }
 
     pub fn status(&self, walker: usize) -> i64 {
@@ -339,13 +282,7 @@ impl DimStore {
     /// Records how walker `walker` ended and marks it finished.
     pub fn finish(&self, walker: usize, outcome: &WalkerOutcome) -> io::Result<()> {
         let mut a = self.lock();
-        for (i, (th, first)) in outcome
-            .recovery
-            .thresholds
-            .iter()
-            .zip(&outcome.recovery.first)
-            .enumerate()
-        {
+        for (i, (th, first)) in outcome.recovery.thresholds.iter().zip(&outcome.recovery.first).enumerate() {
             a.recovery.data_mut()[3 * walker + i] = match (th, first) {
                 (None, _) => RECOVERY_UNTRACKED,
                 (Some(_), Some(n)) => *n as i64,
@@ -357,14 +294,7 @@ impl DimStore {
             a.recovery.flush(3 * walker..3 * walker + 3)?;
             a.steps.flush(walker..walker + 1)?;
         }
-        a.status.publish(
-            walker,
-            if outcome.diverged.is_some() {
-                STATUS_DIVERGED
-            } else {
-                STATUS_FINISHED
-            },
-        );
+        a.status.publish(walker, if outcome.diverged.is_some() { STATUS_DIVERGED } else { STATUS_FINISHED });
         if self.durable {
             a.status.flush(walker..walker + 1)?;
         }
@@ -384,17 +314,15 @@ impl DimStore {
         a.skip.data_mut()[rows.clone()].copy_from_slice(&src.skip.data()[rows.clone()]);
         a.train_loss.data_mut()[rows.clone()].copy_from_slice(&src.train_loss.data()[rows.clone()]);
         match (&mut a.eval, &src.eval) {
-            (Some(dst), Some(s)) => dst.data_mut()[6 * rows.start..6 * rows.end]
-                .copy_from_slice(&s.data()[6 * rows.start..6 * rows.end]),
+            (Some(dst), Some(s)) => {
+                dst.data_mut()[6 * rows.start..6 * rows.end].copy_from_slice(&s.data()[6 * rows.start..6 * rows.end])
+            }
             (None, None) => {}
             _ => {
-                return Err(io::Error::other(
-                    "stores disagree on whether test losses were recorded",
-                ));
+                return Err(io::Error::other("stores disagree on whether test losses were recorded"));
             }
         }
-        a.recovery.data_mut()[3 * w..3 * w + 3]
-            .copy_from_slice(&src.recovery.data()[3 * w..3 * w + 3]);
+        a.recovery.data_mut()[3 * w..3 * w + 3].copy_from_slice(&src.recovery.data()[3 * w..3 * w + 3]);
         a.steps.data_mut()[w] = src.steps.data()[w];
         a.count.data_mut()[w] = src.count.data()[w];
         a.status.data_mut()[w] = src.status.data()[w];
@@ -441,13 +369,7 @@ pub struct DimView {
 
 impl DimView {
     /// Opens the arrays of one dimension, checking shapes, dtypes and that counts are in range.
-    pub fn open(
-        dir: &Path,
-        d: usize,
-        walkers: usize,
-        records: usize,
-        eval: bool,
-    ) -> io::Result<Self> {
+    pub fn open(dir: &Path, d: usize, walkers: usize, records: usize, eval: bool) -> io::Result<Self> {
         let (w, r) = (walkers, records);
         let v = Self {
             d,
@@ -460,11 +382,7 @@ impl DimView {
             norm: ArrayView::open(&dir.join("norm.npy"), Some(&[w, r]))?,
             skip: ArrayView::open(&dir.join("skip.npy"), Some(&[w, r]))?,
             train_loss: ArrayView::open(&dir.join("train_loss.npy"), Some(&[w, r]))?,
-            eval: if eval {
-                Some(ArrayView::open(&dir.join("eval.npy"), Some(&[w, r, 6]))?)
-            } else {
-                None
-            },
+            eval: if eval { Some(ArrayView::open(&dir.join("eval.npy"), Some(&[w, r, 6]))?) } else { None },
             status: ArrayView::open(&dir.join("status.npy"), Some(&[w]))?,
             steps: ArrayView::open(&dir.join("steps.npy"), Some(&[w]))?,
             recovery: ArrayView::open(&dir.join("recovery.npy"), Some(&[w, 3]))?,
@@ -472,18 +390,10 @@ impl DimView {
         if let Some(c) = v.count.data().iter().find(|&&c| c < 0 || c as usize > r) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "{}: count {c} outside 0..={r}",
-                    dir.join("count.npy").display()
-                ),
+                format!("{}: count {c} outside 0..={r}", dir.join("count.npy").display()),
             ));
         }
-        if let Some(s) = v
-            .status
-            .data()
-            .iter()
-            .find(|&&s| !(STATUS_PENDING..=STATUS_DIVERGED).contains(&s))
-        {
+        if let Some(s) = v.status.data().iter().find(|&&s| !(STATUS_PENDING..=STATUS_DIVERGED).contains(&s)) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{}: unknown status {s}", dir.join("status.npy").display()),
@@ -538,21 +448,8 @@ pub struct WalkerSink<'a> {
 
 impl<'a> WalkerSink<'a> {
     /// A sink for `walker` whose next record has number `next` and which has taken `step` steps.
-    pub fn new(
-        store: &'a DimStore,
-        walker: usize,
-        next: usize,
-        step: u64,
-        progress: &'a (dyn Fn(u64) + Sync),
-    ) -> Self {
-        Self {
-            store,
-            walker,
-            next,
-            last_step: step,
-            progress,
-            error: None,
-        }
+    pub fn new(store: &'a DimStore, walker: usize, next: usize, step: u64, progress: &'a (dyn Fn(u64) + Sync)) -> Self {
+        Self { store, walker, next, last_step: step, progress, error: None }
     }
 
     /// The first I/O error met, if any.
@@ -581,13 +478,9 @@ impl Observer for WalkerSink<'_> {
     }
 
     fn on_checkpoint(&mut self, c: &WalkerCheckpoint) {
-        if let Err(e) = checkpoint::save(
-            &self.store.checkpoint_path(self.walker),
-            self.store.d,
-            self.walker,
-            c,
-            self.store.durable,
-        ) {
+        if let Err(e) =
+            checkpoint::save(&self.store.checkpoint_path(self.walker), self.store.d, self.walker, c, self.store.durable)
+        {
             self.error = Some(e);
         }
     }

@@ -104,7 +104,13 @@ fn slopes(dims: &[usize], q: &[f64]) -> (f64, f64) {
 
 /// Fits n̂*_q(d) ∝ d^γ over the d with f_d ≥ `min_success`, with a bootstrap over walkers
 /// (resampled with replacement within each d). Returns `None` when fewer than two d qualify.
-pub fn fit_scaling(samples: &[RecoverySample], q: f64, min_success: f64, replicates: usize, rng: &mut ScalarRng) -> Option<ScalingFit> {
+pub fn fit_scaling(
+    samples: &[RecoverySample],
+    q: f64,
+    min_success: f64,
+    replicates: usize,
+    rng: &mut ScalarRng,
+) -> Option<ScalingFit> {
     let used: Vec<(&RecoverySample, f64)> = samples
         .iter()
         .filter(|s| s.success_fraction() >= min_success)
@@ -154,7 +160,13 @@ pub fn fit_scaling(samples: &[RecoverySample], q: f64, min_success: f64, replica
             let df = d as f64;
             let l = df.ln();
             let row = |f: f64| interval(qs[i] / f, rep_q[i].iter().map(|v| v / f).collect());
-            RatioRow { d, over_d: row(df), over_d_log_d: row(df * l), over_d_log2_d: row(df * l * l), over_d3: row(df.powi(3)) }
+            RatioRow {
+                d,
+                over_d: row(df),
+                over_d_log_d: row(df * l),
+                over_d_log2_d: row(df * l * l),
+                over_d3: row(df.powi(3)),
+            }
         })
         .collect();
     Some(ScalingFit {
@@ -178,7 +190,11 @@ mod tests {
         let dims = [64usize, 128, 256, 512, 1024];
         let samples: Vec<RecoverySample> = dims
             .iter()
-            .map(|&d| RecoverySample { d, times: vec![Some((7.0 * d as f64 * (d as f64).ln()).round() as u64); 5], budget: u64::MAX })
+            .map(|&d| RecoverySample {
+                d,
+                times: vec![Some((7.0 * d as f64 * (d as f64).ln()).round() as u64); 5],
+                budget: u64::MAX,
+            })
             .collect();
         let fit = fit_scaling(&samples, 0.5, 0.75, 10, &mut ScalarRng::from_seed(1)).unwrap();
         assert!((fit.log_corrected_slope.value - 1.0).abs() < 1e-4, "{:?}", fit.log_corrected_slope);
@@ -213,7 +229,9 @@ mod tests {
                 .iter()
                 .map(|&d| RecoverySample {
                     d,
-                    times: (0..64).map(|_| Some((3.0 * (d as f64).powf(gamma) * (0.5 * rng.normal()).exp()).round() as u64)).collect(),
+                    times: (0..64)
+                        .map(|_| Some((3.0 * (d as f64).powf(gamma) * (0.5 * rng.normal()).exp()).round() as u64))
+                        .collect(),
                     budget: u64::MAX,
                 })
                 .collect();

@@ -29,7 +29,8 @@ pub const DIRECTION_NAMES: [&str; 3] = ["m", "u", "v"];
 
 /// The name of one of a job's random streams.
 pub fn stream(cfg: &Config, d: usize, walker: u64, kind: StreamKind) -> u64 {
-    StreamId { system: SYSTEM_A, experiment: hash_name(&cfg.experiment.name), d: d as u64, walker, kind }.seed(cfg.experiment.seed)
+    StreamId { system: SYSTEM_A, experiment: hash_name(&cfg.experiment.name), d: d as u64, walker, kind }
+        .seed(cfg.experiment.seed)
 }
 
 /// Fills in the defaults that come from theory, once per configuration: θ_v for a coupled latent
@@ -56,7 +57,8 @@ pub fn resolve_theory_defaults(cfg: &mut Config) -> Vec<String> {
 pub fn thresholds(cfg: &Config) -> [Option<f64>; 3] {
     let mut th = [None; 3];
     for i in cfg.directions() {
-        th[i] = Some(if i == 2 { cfg.observe.threshold_v.unwrap_or(cfg.observe.threshold) } else { cfg.observe.threshold });
+        th[i] =
+            Some(if i == 2 { cfg.observe.threshold_v.unwrap_or(cfg.observe.threshold) } else { cfg.observe.threshold });
     }
     th
 }
@@ -73,7 +75,11 @@ pub struct WalkerResult {
 
 /// The shared data model at dimension d (spikes drawn from the walker-independent `Spikes` stream,
 /// or per walker with `resample_spikes_per_walker`).
-pub fn build_model<T: Real>(cfg: &Config, d: usize, walker: u64) -> (Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>) {
+pub fn build_model<T: Real>(
+    cfg: &Config,
+    d: usize,
+    walker: u64,
+) -> (Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>) {
     let w = if cfg.model.resample_spikes_per_walker { walker } else { 0 };
     let mut rng = ScalarRng::from_seed(stream(cfg, d, w, StreamKind::Spikes));
     let spikes = Spikes::<T>::draw(d, cfg.model.spikes, &mut rng);
@@ -169,7 +175,13 @@ pub fn run_full_walker_from<T: EngineReal, O: Observer>(
 }
 
 /// Runs one (d, walker) job with the configured engine.
-pub fn run_job<T: EngineReal>(cfg: &Config, d: usize, walker: u64, shared: Option<&(Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>)>, keep: bool) -> WalkerResult {
+pub fn run_job<T: EngineReal>(
+    cfg: &Config,
+    d: usize,
+    walker: u64,
+    shared: Option<&(Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>)>,
+    keep: bool,
+) -> WalkerResult {
     let mut traj = Trajectory::default();
     let outcome = match cfg.experiment.engine {
         Engine::Full => {
@@ -177,7 +189,11 @@ pub fn run_job<T: EngineReal>(cfg: &Config, d: usize, walker: u64, shared: Optio
                 Some((m, s)) => (Arc::clone(m), Arc::clone(s)),
                 None => build_model::<T>(cfg, d, walker),
             };
-            if keep { run_full_walker(cfg, d, walker, m, s, &mut traj) } else { run_full_walker(cfg, d, walker, m, s, &mut Discard) }
+            if keep {
+                run_full_walker(cfg, d, walker, m, s, &mut traj)
+            } else {
+                run_full_walker(cfg, d, walker, m, s, &mut Discard)
+            }
         }
         Engine::Reduced => {
             if keep {
@@ -217,7 +233,8 @@ pub fn check_supported(cfg: &Config) -> Result<(), crate::config::ConfigError> {
     if cfg.experiment.engine == Engine::Reduced {
         crate::reduced::check_reducible(cfg)?;
     }
-    if cfg.denoiser.kind != DenoiserKind::Single && cfg.noise.level_mode == LevelMode::Sum && cfg.noise.levels.is_some() {
+    if cfg.denoiser.kind != DenoiserKind::Single && cfg.noise.level_mode == LevelMode::Sum && cfg.noise.levels.is_some()
+    {
         return Err(crate::config::ConfigError {
             field: "noise.level_mode".into(),
             value: "\"sum\"".into(),
@@ -228,7 +245,12 @@ pub fn check_supported(cfg: &Config) -> Result<(), crate::config::ConfigError> {
 }
 
 /// Runs every walker at every d of `dims` (in parallel, results in job order).
-pub fn run_jobs(cfg: &Config, dims: &[usize], keep_trajectories: bool, progress: &(dyn Fn(usize) + Sync)) -> Vec<WalkerResult> {
+pub fn run_jobs(
+    cfg: &Config,
+    dims: &[usize],
+    keep_trajectories: bool,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Vec<WalkerResult> {
     if cfg.experiment.engine == Engine::Reduced {
         return crate::reduced::schedule::run_jobs(cfg, dims, keep_trajectories, progress);
     }
@@ -238,12 +260,21 @@ pub fn run_jobs(cfg: &Config, dims: &[usize], keep_trajectories: bool, progress:
     }
 }
 
-fn run_jobs_t<T: EngineReal>(cfg: &Config, dims: &[usize], keep: bool, progress: &(dyn Fn(usize) + Sync)) -> Vec<WalkerResult> {
+fn run_jobs_t<T: EngineReal>(
+    cfg: &Config,
+    dims: &[usize],
+    keep: bool,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Vec<WalkerResult> {
     let shared: Vec<Option<(Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>)>> = dims
         .iter()
-        .map(|&d| (cfg.experiment.engine == Engine::Full && !cfg.model.resample_spikes_per_walker).then(|| build_model::<T>(cfg, d, 0)))
+        .map(|&d| {
+            (cfg.experiment.engine == Engine::Full && !cfg.model.resample_spikes_per_walker)
+                .then(|| build_model::<T>(cfg, d, 0))
+        })
         .collect();
-    let jobs: Vec<(usize, u64)> = (0..dims.len()).flat_map(|i| (0..cfg.train.walkers as u64).map(move |w| (i, w))).collect();
+    let jobs: Vec<(usize, u64)> =
+        (0..dims.len()).flat_map(|i| (0..cfg.train.walkers as u64).map(move |w| (i, w))).collect();
     jobs.par_iter()
         .map(|&(i, w)| {
             let r = run_job::<T>(cfg, dims[i], w, shared[i].as_ref(), keep);

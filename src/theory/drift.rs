@@ -21,10 +21,7 @@ pub fn drift_coefficient(psi_k: f64, h_k: f64, k: u32) -> f64 {
 /// k = 1: d θ/(δ|c₁|); k = 2: d log(θ√d)/(2δ|c₂|); k ≥ 3: d^{k/2}/(δ k(k−2)|c_k|).
 #[track_caller]
 pub fn escape_time(k: u32, c_k: f64, delta: f64, d: f64, theta: f64) -> f64 {
-    assert!(
-        k >= 1 && delta > 0.0 && d > 1.0,
-        "escape_time: need k ≥ 1, δ > 0, d > 1"
-    );
+    assert!(k >= 1 && delta > 0.0 && d > 1.0, "escape_time: need k ≥ 1, δ > 0, d > 1");
     let c = c_k.abs();
     match k {
         1 => d * theta / (delta * c),
@@ -81,13 +78,8 @@ pub fn gradient_noise_constant_mc(
     let model = MixedCumulantModel::new(*params, spikes);
     let mut latent = ScalarRng::from_seed(seed ^ 0x9e37_79b9);
     let mut normals = NormalRng::from_seed(seed ^ 0x7f4a_7c15);
-    let (mut x, mut xi, mut xt, mut e, mut grad) = (
-        vec![0.0; d],
-        vec![0.0; d],
-        vec![0.0; d],
-        vec![0.0; d],
-        vec![0.0; d],
-    );
+    let (mut x, mut xi, mut xt, mut e, mut grad) =
+        (vec![0.0; d], vec![0.0; d], vec![0.0; d], vec![0.0; d], vec![0.0; d]);
     let (mut s1, mut s2) = (0.0, 0.0);
     for _ in 0..n {
         model.sample_into(&mut latent, &mut normals, &mut x);
@@ -122,25 +114,14 @@ mod tests {
 
     #[test]
     fn gradient_noise_constant_matches_monte_carlo() {
-        let p = McmParams {
-            beta_m: 0.5,
-            beta_u: 3.0,
-            beta_v: 6.0,
-            nu_law: NuLaw::Rademacher,
-            coupling: Coupling::Sign,
-        };
-        for (act, a, b) in [
-            (Activation::Tanh, 0.5f64.sqrt(), 1.0),
-            (Activation::Relu, 0.8, 0.7),
-        ] {
+        let p =
+            McmParams { beta_m: 0.5, beta_u: 3.0, beta_v: 6.0, nu_law: NuLaw::Rademacher, coupling: Coupling::Sign };
+        for (act, a, b) in [(Activation::Tanh, 0.5f64.sqrt(), 1.0), (Activation::Relu, 0.8, 0.7)] {
             let exact = gradient_noise_constant(act, a, b);
             let d = 1000;
             let (mc, se) = gradient_noise_constant_mc(&p, act, a, b, d, 4000, 11);
             // O(1/d) finite-size bias allowed on top of 5 SE.
-            assert!(
-                (mc - exact).abs() < 5.0 * se + 10.0 / d as f64,
-                "{act}: MC {mc} ± {se} vs limit {exact}"
-            );
+            assert!((mc - exact).abs() < 5.0 * se + 10.0 / d as f64, "{act}: MC {mc} ± {se} vs limit {exact}");
         }
         // Linear σ, b = 1: closed form b²E[s²h² + π²] with π = (a + 1)h − r:
         // E h² = 1, E hr = a ⇒ C = s² + (a+1)² − 2a(a+1) + 1.
@@ -155,12 +136,7 @@ mod tests {
     #[test]
     fn escape_times_match_the_drift_recursion() {
         let (delta, theta) = (0.2, 0.5);
-        for (k, c, d) in [
-            (1u32, 0.3, 400.0),
-            (2, -0.25, 400.0),
-            (3, 0.4, 400.0),
-            (4, 0.1, 100.0),
-        ] {
+        for (k, c, d) in [(1u32, 0.3, 400.0), (2, -0.25, 400.0), (3, 0.4, 400.0), (4, 0.1, 100.0)] {
             let eta = delta / d;
             let mut alpha: f64 = if k == 1 { 0.0 } else { 1.0 / f64::sqrt(d) };
             let mut n = 0u64;

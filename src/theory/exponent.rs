@@ -38,15 +38,9 @@ pub const CONDITIONAL_ALPHA_U: f64 = 0.5;
 
 /// Indices k ≥ 1 whose value is zero relative to the largest normalised magnitude |x_j|/√j!.
 fn nonzero_mask(values: &[f64]) -> Vec<bool> {
-    let norm: Vec<f64> = values
-        .iter()
-        .enumerate()
-        .map(|(k, x)| x.abs() / factorial(k).sqrt())
-        .collect();
+    let norm: Vec<f64> = values.iter().enumerate().map(|(k, x)| x.abs() / factorial(k).sqrt()).collect();
     let scale = norm.iter().skip(1).cloned().fold(0.0, f64::max);
-    norm.iter()
-        .map(|&x| x > REL_TOL * scale && x > 0.0)
-        .collect()
+    norm.iter().map(|&x| x > REL_TOL * scale && x > 0.0).collect()
 }
 
 /// k_data(e) = min{k ≥ 1 : h_k ≠ 0} (k ≤ h.len() − 1), `None` if none.
@@ -91,9 +85,7 @@ fn h_structurally_zero(params: &McmParams, e: Spike, k: usize) -> bool {
 
 /// The table's expectation for k*(e): the first k at which neither ψ_k nor h_k is a structural zero.
 pub fn expected_exponent(params: &McmParams, act: Activation, e: Spike) -> Option<u32> {
-    (1..=K_MAX)
-        .find(|&k| !psi_structurally_zero(act, k) && !h_structurally_zero(params, e, k))
-        .map(|k| k as u32)
+    (1..=K_MAX).find(|&k| !psi_structurally_zero(act, k) && !h_structurally_zero(params, e, k)).map(|k| k as u32)
 }
 
 /// The table's expectation for v once u is learned (SPEC §2.9 "Parity rule"): 1 if some ψ_k that is
@@ -106,17 +98,11 @@ pub fn expected_conditional_exponent(params: &McmParams, act: Activation) -> Opt
         Coupling::Even => j % 2 == 0 && j >= 2,
         Coupling::Odd => j % 2 == 1 && j >= 3,
     };
-    if (1..=DRIVE_SERIES_ORDER)
-        .any(|k| !psi_structurally_zero(act, k) && coupling_moment_nonzero(k - 1))
-    {
+    if (1..=DRIVE_SERIES_ORDER).any(|k| !psi_structurally_zero(act, k) && coupling_moment_nonzero(k - 1)) {
         return Some(1);
     }
     let quadratic = matches!(act, Activation::Linear | Activation::Hermite(1));
-    if act.is_odd() && !quadratic && params.nu_law.kappa4() != 0.0 {
-        Some(4)
-    } else {
-        None
-    }
+    if act.is_odd() && !quadratic && params.nu_law.kappa4() != 0.0 { Some(4) } else { None }
 }
 
 /// Exact expansion of the loss in α_v at fixed α_u = ᾱ (α_m = 0), see the module doc.
@@ -138,14 +124,7 @@ impl ConditionalExpansion {
     /// over h = a(y + ζ) + sη ~ N(ay, 1): given h, ζ ~ N(a u, s²) with u = h − ay, so
     /// E[He_n(ζ) | h] = aⁿ He_n(u) and E[ζ He_n(ζ) | h] = a^{n+1}He_{n+1}(u) + n a^{n−1}He_{n−1}(u), and the
     /// loss integrand is affine in r = y + ζ.
-    pub fn new(
-        params: &McmParams,
-        act: Activation,
-        a: f64,
-        b: f64,
-        alpha_u_bar: f64,
-        n_max: usize,
-    ) -> Self {
+    pub fn new(params: &McmParams, act: Activation, a: f64, b: f64, alpha_u_bar: f64, n_max: usize) -> Self {
         let prof = DenoiserProfile::new(act, a, b);
         let latents = LatentQuadrature::for_params(params);
         let p = params.beta_u.sqrt() * alpha_u_bar;
@@ -168,12 +147,7 @@ impl ConditionalExpansion {
                 for n in 0..=n_max {
                     let an = a.powi(n as i32);
                     let e_he = an * he_u[n];
-                    let e_zhe = an * a * he_u[n + 1]
-                        + if n > 0 {
-                            n as f64 * an / a * he_u[n - 1]
-                        } else {
-                            0.0
-                        };
+                    let e_zhe = an * a * he_u[n + 1] + if n > 0 { n as f64 * an / a * he_u[n - 1] } else { 0.0 };
                     inner[n] += w * (alpha_h * e_he + beta_h * (y * e_he + e_zhe));
                 }
             };
@@ -184,42 +158,24 @@ impl ConditionalExpansion {
                 d_abs[n] += (node.weight * he_nu[n] * inner[n]).abs();
             }
         }
-        let derivatives = d
-            .iter()
-            .enumerate()
-            .map(|(n, x)| sv.powi(n as i32) * x)
-            .collect();
-        Self {
-            alpha_u_bar,
-            d,
-            derivatives,
-            d_abs,
-        }
+        let derivatives = d.iter().enumerate().map(|(n, x)| sv.powi(n as i32) * x).collect();
+        Self { alpha_u_bar, d, derivatives, d_abs }
     }
 
     /// The conditional exponent: the first n ≥ 1 with D_n ≠ 0. D_n counts as zero when it is below
     /// [`REL_TOL`] times the sum of the magnitudes it is made of: the zeros here are exact
     /// cancellations by symmetry (parity rule), and every D_n may vanish at once (ReLU with `odd`).
     pub fn exponent(&self) -> Option<u32> {
-        (1..self.d.len())
-            .find(|&n| self.d[n].abs() > REL_TOL * self.d_abs[n] && self.d[n] != 0.0)
-            .map(|n| n as u32)
+        (1..self.d.len()).find(|&n| self.d[n].abs() > REL_TOL * self.d_abs[n] && self.d[n] != 0.0).map(|n| n as u32)
     }
 }
 
 /// The exact linear drive of v at α_u = ᾱ, α_v = 0: ∂L/∂α_v = s_v E[Ψ′(√β_u ᾱ λ + ζ) ν] (SPEC §2.9).
-pub fn conditional_drive_exact(
-    params: &McmParams,
-    act: Activation,
-    a: f64,
-    b: f64,
-    alpha_u_bar: f64,
-) -> f64 {
+pub fn conditional_drive_exact(params: &McmParams, act: Activation, a: f64, b: f64, alpha_u_bar: f64) -> f64 {
     let prof = DenoiserProfile::new(act, a, b);
     let p = params.beta_u.sqrt() * alpha_u_bar;
     params.s_v()
-        * LatentQuadrature::for_params(params)
-            .expect(|l, nu| nu * prof.expected_psi_derivative_gaussian(p * l, 1.0))
+        * LatentQuadrature::for_params(params).expect(|l, nu| nu * prof.expected_psi_derivative_gaussian(p * l, 1.0))
 }
 
 /// Its Hermite series s_v Σ_{k=1}^{K} ψ_k/(k−1)! (√β_u ᾱ)^{k−1} E[λ^{k−1}ν], K = `order`.
@@ -234,10 +190,7 @@ pub fn conditional_drive_series(
     let psi = super::profile::psi_coefficients(act, a, b, order);
     let jm = JointMoments::new(params, order);
     let p = params.beta_u.sqrt() * alpha_u_bar;
-    params.s_v()
-        * (1..=order)
-            .map(|k| psi[k] / factorial(k - 1) * p.powi(k as i32 - 1) * jm.get(k - 1, 1))
-            .sum::<f64>()
+    params.s_v() * (1..=order).map(|k| psi[k] / factorial(k - 1) * p.powi(k as i32 - 1) * jm.get(k - 1, 1)).sum::<f64>()
 }
 
 /// The minimiser ᾱ ∈ [0, 1] of the population loss along u (α_m = α_v = 0): where a single direction
@@ -254,10 +207,7 @@ pub fn learned_u_overlap(params: &McmParams, act: Activation, a: f64, b: f64) ->
             best_i = i;
         }
     }
-    let (mut lo, mut hi) = (
-        ((best_i as f64 - 1.0) / n as f64).max(0.0),
-        ((best_i as f64 + 1.0) / n as f64).min(1.0),
-    );
+    let (mut lo, mut hi) = (((best_i as f64 - 1.0) / n as f64).max(0.0), ((best_i as f64 + 1.0) / n as f64).min(1.0));
     let gr = (5f64.sqrt() - 1.0) / 2.0;
     while hi - lo > 1e-7 {
         let (x1, x2) = (hi - gr * (hi - lo), lo + gr * (hi - lo));
@@ -323,11 +273,7 @@ fn row(
     let attractive = k_star.zip(c_k).map(|(k, c)| is_attractive(k, c));
     let mut warning = Vec::new();
     if k_star != expected {
-        warning.push(format!(
-            "k* = {} but the table expects {}",
-            show(k_star),
-            show(expected)
-        ));
+        warning.push(format!("k* = {} but the table expects {}", show(k_star), show(expected)));
     }
     if attractive == Some(false) {
         warning.push(format!(
@@ -345,11 +291,7 @@ fn row(
         c_k,
         attractive,
         expected,
-        warning: if warning.is_empty() {
-            None
-        } else {
-            Some(warning.join("; "))
-        },
+        warning: if warning.is_empty() { None } else { Some(warning.join("; ")) },
     }
 }
 
@@ -370,17 +312,8 @@ pub fn exponent_report(params: &McmParams, act: Activation, a: f64, b: f64) -> E
         let h = moments.direction_moments(e);
         let k_star = diffusion_information_exponent(&psi, &h);
         let psi_h = k_star.map(|k| (psi[k as usize], h[k as usize]));
-        let c_k = psi_h
-            .zip(k_star)
-            .map(|((p, hk), k)| drift_coefficient(p, hk, k));
-        directions.push(row(
-            &e.to_string(),
-            data_exponent(&h),
-            k_star,
-            psi_h,
-            c_k,
-            expected_exponent(params, act, e),
-        ));
+        let c_k = psi_h.zip(k_star).map(|((p, hk), k)| drift_coefficient(p, hk, k));
+        directions.push(row(&e.to_string(), data_exponent(&h), k_star, psi_h, c_k, expected_exponent(params, act, e)));
     }
     let mut warnings = Vec::new();
     let (mut conditional, mut series, mut theta_v, mut alpha_u_learned) = (None, None, None, None);
@@ -396,23 +329,9 @@ pub fn exponent_report(params: &McmParams, act: Activation, a: f64, b: f64) -> E
         let exp = ConditionalExpansion::new(params, act, a, b, alpha_bar, K_MAX);
         let k_star = exp.exponent();
         let c_k = k_star.map(|k| exp.derivatives[k as usize] / factorial(k as usize));
-        let r = row(
-            "v|u",
-            None,
-            k_star,
-            None,
-            c_k,
-            expected_conditional_exponent(params, act),
-        );
+        let r = row("v|u", None, k_star, None, c_k, expected_conditional_exponent(params, act));
         directions.push(r);
-        series = Some(conditional_drive_series(
-            params,
-            act,
-            a,
-            b,
-            alpha_bar,
-            DRIVE_SERIES_ORDER,
-        ));
+        series = Some(conditional_drive_series(params, act, a, b, alpha_bar, DRIVE_SERIES_ORDER));
         conditional = Some(exp);
         theta_v = default_theta_v(params, act, a, b);
         if let Some(t) = theta_v.filter(|&t| t < 0.025) {
@@ -515,13 +434,7 @@ mod tests {
     use crate::theory::quadrature::GaussRule;
 
     fn mcm(beta_m: f64, law: NuLaw, coupling: Coupling) -> McmParams {
-        McmParams {
-            beta_m,
-            beta_u: 3.0,
-            beta_v: 6.0,
-            nu_law: law,
-            coupling,
-        }
+        McmParams { beta_m, beta_u: 3.0, beta_v: 6.0, nu_law: law, coupling }
     }
 
     const A_HALF: f64 = std::f64::consts::FRAC_1_SQRT_2;
@@ -529,11 +442,9 @@ mod tests {
     #[test]
     fn conditional_expansion_matches_brute_force_and_the_loss() {
         let gh = GaussRule::hermite(60);
-        for (act, c) in [
-            (Activation::Tanh, Coupling::Odd),
-            (Activation::Relu, Coupling::Even),
-            (Activation::Erf, Coupling::Sign),
-        ] {
+        for (act, c) in
+            [(Activation::Tanh, Coupling::Odd), (Activation::Relu, Coupling::Even), (Activation::Erf, Coupling::Sign)]
+        {
             let p = mcm(0.0, NuLaw::Rademacher, c);
             let bar = 0.4;
             let exp = ConditionalExpansion::new(&p, act, 0.8, 1.0, bar, 8);
@@ -566,14 +477,9 @@ mod tests {
             let pl = PopulationLoss::new(&p, act, 0.8, 1.0);
             for av in [0.1, 0.2] {
                 let q = p.s_v() * av;
-                let series: f64 = (0..=8)
-                    .map(|n| exp.d[n] * q.powi(n as i32) / factorial(n))
-                    .sum();
+                let series: f64 = (0..=8).map(|n| exp.d[n] * q.powi(n as i32) / factorial(n)).sum();
                 let direct = pl.expected_psi([0.0, bar, av]);
-                assert!(
-                    (series - direct).abs() < 1e-8,
-                    "{act}/{c} α_v={av}: {series} vs {direct}"
-                );
+                assert!((series - direct).abs() < 1e-8, "{act}/{c} α_v={av}: {series} vs {direct}");
             }
         }
     }
@@ -595,33 +501,19 @@ mod tests {
             let p = mcm(0.0, NuLaw::Rademacher, c);
             let exact = conditional_drive_exact(&p, act, A_HALF, 1.0, bar);
             let series = conditional_drive_series(&p, act, A_HALF, 1.0, bar, DRIVE_SERIES_ORDER);
-            let via_expansion =
-                ConditionalExpansion::new(&p, act, A_HALF, 1.0, bar, 2).derivatives[1];
-            assert!(
-                (exact - via_expansion).abs() < 1e-13,
-                "{act}/{c}: {exact} vs {via_expansion}"
-            );
+            let via_expansion = ConditionalExpansion::new(&p, act, A_HALF, 1.0, bar, 2).derivatives[1];
+            assert!((exact - via_expansion).abs() < 1e-13, "{act}/{c}: {exact} vs {via_expansion}");
             if zero {
-                assert!(
-                    exact.abs() < 1e-14 && series.abs() < 1e-14,
-                    "{act}/{c}: drive {exact}, series {series}"
-                );
+                assert!(exact.abs() < 1e-14 && series.abs() < 1e-14, "{act}/{c}: drive {exact}, series {series}");
             } else {
-                assert!(
-                    exact.abs() > 1e-4,
-                    "{act}/{c}: drive {exact} should be nonzero"
-                );
-                assert!(
-                    (exact - series).abs() < 1e-7 * exact.abs(),
-                    "{act}/{c}: exact {exact} vs series {series}"
-                );
+                assert!(exact.abs() > 1e-4, "{act}/{c}: drive {exact} should be nonzero");
+                assert!((exact - series).abs() < 1e-7 * exact.abs(), "{act}/{c}: exact {exact} vs series {series}");
             }
         }
         // Further out the truncation shows, and longer series converge to the exact value.
         let p = mcm(0.0, NuLaw::Rademacher, Coupling::Odd);
         let exact = conditional_drive_exact(&p, Activation::Tanh, A_HALF, 1.0, 0.3);
-        let err =
-            |k| (conditional_drive_series(&p, Activation::Tanh, A_HALF, 1.0, 0.3, k) - exact).abs();
+        let err = |k| (conditional_drive_series(&p, Activation::Tanh, A_HALF, 1.0, 0.3, k) - exact).abs();
         assert!(err(12) < err(8) && err(16) < 0.1 * err(12) && err(20) < 0.1 * err(16));
         // The leading terms named by the parity rule: ψ₂ m₁ (sign) and ψ₄ m₃/6 (odd) dominate.
         let psi = super::super::profile::psi_coefficients(Activation::Tanh, A_HALF, 1.0, 4);
@@ -629,17 +521,11 @@ mod tests {
         let pp = 3f64.sqrt() * 1e-3;
         let lead = p.s_v() * psi[2] * pp * Coupling::Sign.moments()[0];
         let exact = conditional_drive_exact(&p, Activation::Tanh, A_HALF, 1.0, 1e-3);
-        assert!(
-            (exact - lead).abs() < 1e-5 * lead.abs(),
-            "{exact} vs ψ₂ m₁ term {lead}"
-        );
+        assert!((exact - lead).abs() < 1e-5 * lead.abs(), "{exact} vs ψ₂ m₁ term {lead}");
     }
 
     fn row_of<'a>(r: &'a ExponentReport, dir: &str) -> &'a DirectionExponent {
-        r.directions
-            .iter()
-            .find(|d| d.direction == dir)
-            .unwrap_or_else(|| panic!("no row {dir}"))
+        r.directions.iter().find(|d| d.direction == dir).unwrap_or_else(|| panic!("no row {dir}"))
     }
 
     type TableRow = (f64, NuLaw, Coupling, &'static str, Option<u32>, Option<u32>);
@@ -664,32 +550,17 @@ mod tests {
                 let rep = exponent_report(&p, act, A_HALF, 1.0);
                 let r = row_of(&rep, dir);
                 assert_eq!(r.k_star, expect, "{act} {law}/{c} {dir}: k*");
-                assert_eq!(
-                    r.expected, expect,
-                    "{act} {law}/{c} {dir}: table expectation"
-                );
-                assert!(
-                    r.warning.is_none(),
-                    "{act} {law}/{c} {dir}: unexpected warning {:?}",
-                    r.warning
-                );
+                assert_eq!(r.expected, expect, "{act} {law}/{c} {dir}: table expectation");
+                assert!(r.warning.is_none(), "{act} {law}/{c} {dir}: unexpected warning {:?}", r.warning);
                 if expect.is_some() {
                     assert_eq!(r.attractive, Some(true), "{act} {law}/{c} {dir}");
                 }
             }
         }
         // k_data of the directions (SPEC §2.9 table).
-        let rep = exponent_report(
-            &mcm(1.0, NuLaw::TwoPoint(0.3), Coupling::Independent),
-            Activation::Tanh,
-            A_HALF,
-            1.0,
-        );
-        let kd: Vec<_> = rep
-            .directions
-            .iter()
-            .map(|d| (d.direction.as_str(), d.k_data))
-            .collect();
+        let rep =
+            exponent_report(&mcm(1.0, NuLaw::TwoPoint(0.3), Coupling::Independent), Activation::Tanh, A_HALF, 1.0);
+        let kd: Vec<_> = rep.directions.iter().map(|d| (d.direction.as_str(), d.k_data)).collect();
         assert_eq!(kd, vec![("m", Some(1)), ("u", Some(2)), ("v", Some(3))]);
     }
 
@@ -702,10 +573,7 @@ mod tests {
         assert_eq!(row_of(&rep, "v").attractive, Some(false));
         assert_eq!(rep.warnings.len(), 2, "{:?}", rep.warnings);
         // Laplace (κ₄ > 0) needs ψ₄ < 0: not attractive for tanh at a² = 0.5.
-        let lap = McmParams {
-            nu_law: NuLaw::Laplace,
-            ..p
-        };
+        let lap = McmParams { nu_law: NuLaw::Laplace, ..p };
         let rep = exponent_report(&lap, Activation::Tanh, A_HALF, 1.0);
         assert_eq!(row_of(&rep, "v").k_star, Some(4));
         assert_eq!(row_of(&rep, "v").attractive, Some(false));
@@ -722,10 +590,7 @@ mod tests {
         let p = mcm(0.5, NuLaw::Rademacher, Coupling::Sign);
         let rep = exponent_report(&p, Activation::Tanh, A_HALF, 1.0);
         let json = serde_json::to_string(&rep).unwrap();
-        assert!(
-            json.contains("\"direction\":\"v|u\"") && json.contains("\"k_star\":1"),
-            "{json}"
-        );
+        assert!(json.contains("\"direction\":\"v|u\"") && json.contains("\"k_star\":1"), "{json}");
         let text = rep.to_string();
         for needle in ["v|u", "k_data", "θ_v", "ψ_4 = +0.1715"] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");

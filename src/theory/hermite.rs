@@ -62,17 +62,10 @@ mod tests {
             hermite_all(x, &mut h);
             for k in 0..13 {
                 let mono: f64 = (0..=k / 2)
-                    .map(|j| {
-                        hermite_pair_coefficient(k, j)
-                            * (-1f64).powi(j as i32)
-                            * x.powi((k - 2 * j) as i32)
-                    })
+                    .map(|j| hermite_pair_coefficient(k, j) * (-1f64).powi(j as i32) * x.powi((k - 2 * j) as i32))
                     .sum();
                 assert!((h[k] - hermite(k as u32, x)).abs() <= 1e-12 * (1.0 + h[k].abs()));
-                assert!(
-                    (h[k] - mono).abs() <= 1e-11 * (1.0 + h[k].abs()),
-                    "k={k} x={x}"
-                );
+                assert!((h[k] - mono).abs() <= 1e-11 * (1.0 + h[k].abs()), "k={k} x={x}");
             }
         }
         assert_eq!(binomial(12, 5), 792.0);
@@ -97,11 +90,7 @@ mod tests {
             for k in 0..13 {
                 let exact = if j == k { factorial(k) } else { 0.0 };
                 let scale = (factorial(j) * factorial(k)).sqrt();
-                assert!(
-                    (gram[j][k] - exact).abs() < 1e-10 * scale,
-                    "j={j} k={k}: {}",
-                    gram[j][k]
-                );
+                assert!((gram[j][k] - exact).abs() < 1e-10 * scale, "j={j} k={k}: {}", gram[j][k]);
             }
         }
     }

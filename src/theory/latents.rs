@@ -36,19 +36,9 @@ pub struct LatentAccuracy {
 
 impl LatentAccuracy {
     /// Accurate to ~1e-14 on the integrands of this module.
-    pub const FINE: Self = Self {
-        lambda_gh: 80,
-        panel_nodes: 12,
-        panel_width: 1.0,
-        nu_nodes: 32,
-    };
+    pub const FINE: Self = Self { lambda_gh: 80, panel_nodes: 12, panel_width: 1.0, nu_nodes: 32 };
     /// For searches (θ_v optimisation): ~1e-8.
-    pub const COARSE: Self = Self {
-        lambda_gh: 40,
-        panel_nodes: 8,
-        panel_width: 2.0,
-        nu_nodes: 12,
-    };
+    pub const COARSE: Self = Self { lambda_gh: 40, panel_nodes: 8, panel_width: 2.0, nu_nodes: 12 };
 }
 
 /// A quadrature rule for E f(λ, ν).
@@ -77,11 +67,7 @@ impl LatentQuadrature {
                 let nu_rule = nu_rule(law, acc.nu_nodes);
                 for (l, wl) in lambda_rule.iter() {
                     for &(nu, wn) in &nu_rule {
-                        nodes.push(LatentNode {
-                            lambda: l,
-                            nu,
-                            weight: wl * wn,
-                        });
+                        nodes.push(LatentNode { lambda: l, nu, weight: wl * wn });
                     }
                 }
             }
@@ -90,11 +76,7 @@ impl LatentQuadrature {
                 for (l, wl) in lambda_rule.iter() {
                     let eps = c.sign_of(l).expect("coupled latent has a sign function");
                     for &(a, wn) in &abs_rule {
-                        nodes.push(LatentNode {
-                            lambda: l,
-                            nu: a * eps,
-                            weight: wl * wn,
-                        });
+                        nodes.push(LatentNode { lambda: l, nu: a * eps, weight: wl * wn });
                     }
                 }
             }
@@ -105,10 +87,7 @@ impl LatentQuadrature {
     /// Σ w f(λ, ν).
     #[inline]
     pub fn expect(&self, mut f: impl FnMut(f64, f64) -> f64) -> f64 {
-        self.nodes
-            .iter()
-            .map(|n| n.weight * f(n.lambda, n.nu))
-            .sum()
+        self.nodes.iter().map(|n| n.weight * f(n.lambda, n.nu)).sum()
     }
 }
 
@@ -120,16 +99,10 @@ fn nu_rule(law: NuLaw, n: usize) -> Vec<(f64, f64)> {
     match law {
         NuLaw::Uniform => {
             let r = 3f64.sqrt();
-            GaussRule::legendre_on(n, -r, r)
-                .iter()
-                .map(|(x, w)| (x, w / (2.0 * r)))
-                .collect()
+            GaussRule::legendre_on(n, -r, r).iter().map(|(x, w)| (x, w / (2.0 * r))).collect()
         }
         // Symmetric: ± the |ν₀| rule with half weights.
-        _ => abs_nu_rule(law, n)
-            .into_iter()
-            .flat_map(|(x, w)| [(-x, 0.5 * w), (x, 0.5 * w)])
-            .collect(),
+        _ => abs_nu_rule(law, n).into_iter().flat_map(|(x, w)| [(-x, 0.5 * w), (x, 0.5 * w)]).collect(),
     }
 }
 
@@ -139,22 +112,13 @@ fn abs_nu_rule(law: NuLaw, n: usize) -> Vec<(f64, f64)> {
         NuLaw::Rademacher => vec![(1.0, 1.0)],
         NuLaw::Uniform => {
             let r = 3f64.sqrt();
-            GaussRule::legendre_on(n, 0.0, r)
-                .iter()
-                .map(|(x, w)| (x, w / r))
-                .collect()
+            GaussRule::legendre_on(n, 0.0, r).iter().map(|(x, w)| (x, w / r)).collect()
         }
         // |ν₀| = E/√2 with E ~ Exp(1).
-        NuLaw::Laplace => GaussRule::laguerre(n)
-            .iter()
-            .map(|(u, w)| (u * std::f64::consts::FRAC_1_SQRT_2, w))
-            .collect(),
-        NuLaw::TwoPoint(_) => law
-            .discrete_support()
-            .unwrap()
-            .into_iter()
-            .map(|(x, p)| (x.abs(), p))
-            .collect(),
+        NuLaw::Laplace => {
+            GaussRule::laguerre(n).iter().map(|(u, w)| (u * std::f64::consts::FRAC_1_SQRT_2, w)).collect()
+        }
+        NuLaw::TwoPoint(_) => law.discrete_support().unwrap().into_iter().map(|(x, p)| (x.abs(), p)).collect(),
     }
 }
 
@@ -198,10 +162,7 @@ impl JointMoments {
     /// E[λ^i ν^j].
     #[inline]
     pub fn get(&self, i: usize, j: usize) -> f64 {
-        assert!(
-            i <= self.max_order && j <= self.max_order,
-            "joint moment ({i},{j}) beyond table"
-        );
+        assert!(i <= self.max_order && j <= self.max_order, "joint moment ({i},{j}) beyond table");
         self.table[i * (self.max_order + 1) + j]
     }
 }
@@ -214,12 +175,7 @@ pub fn abs_moment(law: NuLaw, j: u32) -> f64 {
         NuLaw::Uniform => 3f64.powf(j as f64 / 2.0) / (j as f64 + 1.0),
         // j!/2^{j/2}
         NuLaw::Laplace => (1..=j).map(|k| k as f64).product::<f64>() / 2f64.powf(j as f64 / 2.0),
-        NuLaw::TwoPoint(_) => law
-            .discrete_support()
-            .unwrap()
-            .iter()
-            .map(|(x, p)| p * x.abs().powi(j as i32))
-            .sum(),
+        NuLaw::TwoPoint(_) => law.discrete_support().unwrap().iter().map(|(x, p)| p * x.abs().powi(j as i32)).sum(),
     }
 }
 
@@ -228,12 +184,7 @@ mod tests {
     use super::*;
     use crate::model::latent::{TAU2, TAU3};
 
-    const COUPLINGS: [Coupling; 4] = [
-        Coupling::Independent,
-        Coupling::Sign,
-        Coupling::Even,
-        Coupling::Odd,
-    ];
+    const COUPLINGS: [Coupling; 4] = [Coupling::Independent, Coupling::Sign, Coupling::Even, Coupling::Odd];
 
     fn eps_moment(c: Coupling, k: i32) -> f64 {
         // E[λ^k ε] by the split rule, with ε from the coupling (Rademacher ν = ε).
@@ -247,31 +198,17 @@ mod tests {
         let checks = [
             (Coupling::Sign, 1, sqrt_2_pi, 0.797_884_6),
             (Coupling::Sign, 3, 2.0 * sqrt_2_pi, 1.595_769_1),
-            (
-                Coupling::Even,
-                2,
-                4.0 * TAU2 * super::super::quadrature::std_normal_pdf(TAU2),
-                0.857_348_2,
-            ),
-            (
-                Coupling::Odd,
-                3,
-                4.0 * std::f64::consts::LN_2 / (2.0 * std::f64::consts::PI).sqrt(),
-                1.106_102_9,
-            ),
+            (Coupling::Even, 2, 4.0 * TAU2 * super::super::quadrature::std_normal_pdf(TAU2), 0.857_348_2),
+            (Coupling::Odd, 3, 4.0 * std::f64::consts::LN_2 / (2.0 * std::f64::consts::PI).sqrt(), 1.106_102_9),
         ];
         for (c, k, exact, printed) in checks {
             let q = eps_moment(c, k);
             assert!((q - exact).abs() < 1e-9 * exact, "{c} m{k}: {q} vs {exact}");
-            assert!(
-                (q - printed).abs() < 1e-7,
-                "{c} m{k}: {q} vs table {printed}"
-            );
+            assert!((q - printed).abs() < 1e-7, "{c} m{k}: {q} vs table {printed}");
             assert!((q - c.moments()[k as usize - 1]).abs() < 1e-9 * exact);
         }
         // Hermite version for sign: E[He₃(λ)ε] = m₃ − 3m₁ = −√(2/π).
-        let he3 = LatentQuadrature::new(NuLaw::Rademacher, Coupling::Sign)
-            .expect(|l, nu| (l * l * l - 3.0 * l) * nu);
+        let he3 = LatentQuadrature::new(NuLaw::Rademacher, Coupling::Sign).expect(|l, nu| (l * l * l - 3.0 * l) * nu);
         assert!((he3 + sqrt_2_pi).abs() < 1e-9);
         // MC as a second check (5σ).
         let mut rng = crate::rng::ScalarRng::from_seed(81);
@@ -286,29 +223,17 @@ mod tests {
             }
             let mean = s / n as f64;
             let se = ((s2 / n as f64 - mean * mean) / n as f64).sqrt();
-            assert!(
-                (mean - exact).abs() < 5.0 * se,
-                "{c} m{k}: MC {mean} ± {se} vs {exact}"
-            );
+            assert!((mean - exact).abs() < 5.0 * se, "{c} m{k}: MC {mean} ± {se} vs {exact}");
         }
     }
 
     /// SPEC §7 item 9: vanishing moments, E ε = 0 and P(ε = 1) = ½ for all couplings (1e-9).
     #[test]
     fn coupling_vanishing_moments_and_fair_sign() {
-        let zeros = [
-            (Coupling::Even, 1),
-            (Coupling::Even, 3),
-            (Coupling::Odd, 1),
-            (Coupling::Odd, 2),
-            (Coupling::Sign, 2),
-        ];
+        let zeros =
+            [(Coupling::Even, 1), (Coupling::Even, 3), (Coupling::Odd, 1), (Coupling::Odd, 2), (Coupling::Sign, 2)];
         for (c, k) in zeros {
-            assert!(
-                eps_moment(c, k).abs() < 1e-9,
-                "{c} m{k} = {}",
-                eps_moment(c, k)
-            );
+            assert!(eps_moment(c, k).abs() < 1e-9, "{c} m{k} = {}", eps_moment(c, k));
         }
         for c in COUPLINGS {
             let q = LatentQuadrature::new(NuLaw::Rademacher, c);
@@ -319,9 +244,7 @@ mod tests {
         }
         // The odd coupling's m₁ vanishes only because φ(τ₃) = φ(0)/2: a shifted threshold breaks it.
         let shifted = GaussianLine::default()
-            .integrate_split(&[-TAU3 - 0.01, 0.0, TAU3 + 0.01], |l| {
-                l * l.signum() * (l.abs() - TAU3 - 0.01).signum()
-            });
+            .integrate_split(&[-TAU3 - 0.01, 0.0, TAU3 + 0.01], |l| l * l.signum() * (l.abs() - TAU3 - 0.01).signum());
         assert!(shifted.abs() > 1e-4);
     }
 
@@ -330,23 +253,13 @@ mod tests {
         // E[λ^i ν^j] = E[λ^i ε^j] E|ν₀|^j for coupled symmetric laws; E λ^i E ν₀^j when independent.
         for law in [NuLaw::Rademacher, NuLaw::Uniform, NuLaw::Laplace] {
             for c in COUPLINGS {
-                let p = McmParams {
-                    beta_m: 0.0,
-                    beta_u: 1.0,
-                    beta_v: 1.0,
-                    nu_law: law,
-                    coupling: c,
-                };
+                let p = McmParams { beta_m: 0.0, beta_u: 1.0, beta_v: 1.0, nu_law: law, coupling: c };
                 let jm = JointMoments::new(&p, 8);
                 let eps = LatentQuadrature::new(NuLaw::Rademacher, c);
                 for i in 0..=8 {
                     for j in 0..=8 {
                         let e_lambda_eps = eps.expect(|l, e| l.powi(i as i32) * e.powi(j as i32));
-                        let sym = if c == Coupling::Independent && j % 2 == 1 {
-                            0.0
-                        } else {
-                            1.0
-                        };
+                        let sym = if c == Coupling::Independent && j % 2 == 1 { 0.0 } else { 1.0 };
                         let expect = sym * e_lambda_eps * abs_moment(law, j as u32);
                         let scale = 1.0
                             + expect.abs()

@@ -53,20 +53,17 @@ pub mod projection;
 pub mod quadrature;
 
 pub use drift::{
-    drift_coefficient, escape_delta_bound, escape_time, gradient_noise_constant,
-    gradient_noise_constant_mc,
+    drift_coefficient, escape_delta_bound, escape_time, gradient_noise_constant, gradient_noise_constant_mc,
 };
 pub use exponent::{
-    ConditionalExpansion, DirectionExponent, ExponentReport, conditional_drive_exact,
-    conditional_drive_series, data_exponent, diffusion_information_exponent, exponent_report,
+    ConditionalExpansion, DirectionExponent, ExponentReport, conditional_drive_exact, conditional_drive_series,
+    data_exponent, diffusion_information_exponent, exponent_report,
 };
 pub use population::{
-    PopulationLoss, affine_loss, default_theta_v, optimal_uv_overlaps, population_loss,
-    surrogate_loss,
+    PopulationLoss, affine_loss, default_theta_v, optimal_uv_overlaps, population_loss, surrogate_loss,
 };
 pub use profile::{DenoiserProfile, psi_coefficients, psi_coefficients_levels};
 pub use projection::{
-    ProjectedMoments, Spike, direction_hermite_moments, projected_hermite_moments,
-    projected_hermite_moments_explicit,
+    ProjectedMoments, Spike, direction_hermite_moments, projected_hermite_moments, projected_hermite_moments_explicit,
 };
 pub use quadrature::{GaussRule, GaussianLine};

@@ -51,12 +51,7 @@ impl PopulationLoss {
     ) -> Self {
         let latents = LatentQuadrature::with_accuracy(params.nu_law, params.coupling, acc);
         let e_lambda_nu = latents.expect(|l, nu| l * nu);
-        Self {
-            params: *params,
-            profile: DenoiserProfile::with_nodes(act, a, b, h_nodes),
-            latents,
-            e_lambda_nu,
-        }
+        Self { params: *params, profile: DenoiserProfile::with_nodes(act, a, b, h_nodes), latents, e_lambda_nu }
     }
 
     pub fn profile(&self) -> &DenoiserProfile {
@@ -76,16 +71,14 @@ impl PopulationLoss {
     pub fn expected_psi(&self, alphas: [f64; 3]) -> f64 {
         let (mu, p, q) = ProjectedMoments::coefficients(&self.params, alphas);
         let c2 = 1.0 - q * q;
-        self.latents
-            .expect(|l, nu| self.profile.expected_psi_gaussian(mu + p * l + q * nu, c2))
+        self.latents.expect(|l, nu| self.profile.expected_psi_gaussian(mu + p * l + q * nu, c2))
     }
 
     /// E Ψ(r_G) with r_G ~ N(E r, Var r): E r = β_m α_m, Var r = 1 + p² + 2pq E[λν].
     #[track_caller]
     pub fn expected_psi_surrogate(&self, alphas: [f64; 3]) -> f64 {
         let (mu, p, q) = ProjectedMoments::coefficients(&self.params, alphas);
-        self.profile
-            .expected_psi_gaussian(mu, 1.0 + p * p + 2.0 * p * q * self.e_lambda_nu)
+        self.profile.expected_psi_gaussian(mu, 1.0 + p * p + 2.0 * p * q * self.e_lambda_nu)
     }
 
     /// L(w) = C₀ + E Ψ(r).
@@ -112,26 +105,12 @@ impl PopulationLoss {
 }
 
 /// L(w) = C₀ + E Ψ(⟨w, x⟩) for a unit w with overlaps `alphas` = (α_m, α_u, α_v), orthonormal spikes.
-pub fn population_loss(
-    params: &McmParams,
-    act: Activation,
-    a: f64,
-    b: f64,
-    alphas: [f64; 3],
-    d: usize,
-) -> f64 {
+pub fn population_loss(params: &McmParams, act: Activation, a: f64, b: f64, alphas: [f64; 3], d: usize) -> f64 {
     PopulationLoss::new(params, act, a, b).loss(alphas, d)
 }
 
 /// The same loss on the Gaussian surrogate N(E x, Cov x).
-pub fn surrogate_loss(
-    params: &McmParams,
-    act: Activation,
-    a: f64,
-    b: f64,
-    alphas: [f64; 3],
-    d: usize,
-) -> f64 {
+pub fn surrogate_loss(params: &McmParams, act: Activation, a: f64, b: f64, alphas: [f64; 3], d: usize) -> f64 {
     PopulationLoss::new(params, act, a, b).surrogate_loss(alphas, d)
 }
 
@@ -165,24 +144,10 @@ pub fn optimal_uv_overlaps(params: &McmParams, act: Activation, a: f64, b: f64) 
 /// The eight compass directions (unit length).
 const DIRECTIONS: [(f64, f64); 8] = {
     use std::f64::consts::FRAC_1_SQRT_2 as H;
-    [
-        (1.0, 0.0),
-        (-1.0, 0.0),
-        (0.0, 1.0),
-        (0.0, -1.0),
-        (H, H),
-        (-H, H),
-        (H, -H),
-        (-H, -H),
-    ]
+    [(1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0), (H, H), (-H, H), (H, -H), (-H, -H)]
 };
 
-fn compass_search(
-    f: &dyn Fn(f64, f64) -> f64,
-    start: (f64, f64, f64),
-    step0: f64,
-    tol: f64,
-) -> (f64, f64, f64) {
+fn compass_search(f: &dyn Fn(f64, f64) -> f64, start: (f64, f64, f64), step0: f64, tol: f64) -> (f64, f64, f64) {
     let project = |u: f64, v: f64| {
         let r = (u * u + v * v).sqrt();
         if r > 1.0 { (u / r, v / r) } else { (u, v) }
@@ -232,17 +197,9 @@ pub fn affine_loss(mean: &[f64], cov: &[Vec<f64>], amat: &[Vec<f64>], c0: &[f64]
     );
     let s2 = 1.0 - a * a;
     // M = aA − I.
-    let m: Vec<Vec<f64>> = (0..d)
-        .map(|i| {
-            (0..d)
-                .map(|j| a * amat[i][j] - if i == j { 1.0 } else { 0.0 })
-                .collect()
-        })
-        .collect();
-    let mean_term: f64 = (0..d)
-        .map(|i| (0..d).map(|j| m[i][j] * mean[j]).sum::<f64>() + c0[i])
-        .map(|x| x * x)
-        .sum();
+    let m: Vec<Vec<f64>> =
+        (0..d).map(|i| (0..d).map(|j| a * amat[i][j] - if i == j { 1.0 } else { 0.0 }).collect()).collect();
+    let mean_term: f64 = (0..d).map(|i| (0..d).map(|j| m[i][j] * mean[j]).sum::<f64>() + c0[i]).map(|x| x * x).sum();
     let mut cov_term = 0.0;
     for i in 0..d {
         for j in 0..d {
@@ -251,12 +208,7 @@ pub fn affine_loss(mean: &[f64], cov: &[Vec<f64>], amat: &[Vec<f64>], c0: &[f64]
             }
         }
     }
-    let noise_term: f64 = amat
-        .iter()
-        .flat_map(|r| r.iter())
-        .map(|x| x * x)
-        .sum::<f64>()
-        * s2;
+    let noise_term: f64 = amat.iter().flat_map(|r| r.iter()).map(|x| x * x).sum::<f64>() * s2;
     0.5 * (mean_term + cov_term + noise_term)
 }
 
@@ -271,58 +223,22 @@ mod tests {
     use diffexp_kernels::NormalRng;
 
     fn params(law: NuLaw, c: Coupling) -> McmParams {
-        McmParams {
-            beta_m: 1.2,
-            beta_u: 3.0,
-            beta_v: 6.0,
-            nu_law: law,
-            coupling: c,
-        }
+        McmParams { beta_m: 1.2, beta_u: 3.0, beta_v: 6.0, nu_law: law, coupling: c }
     }
 
     #[test]
     fn collapsed_integral_equals_nested_quadrature() {
         let cases = [
-            (
-                Activation::Tanh,
-                NuLaw::Rademacher,
-                Coupling::Sign,
-                [0.2, 0.5, 0.4],
-            ),
-            (
-                Activation::Relu,
-                NuLaw::Rademacher,
-                Coupling::Odd,
-                [0.1, -0.3, 0.8],
-            ),
-            (
-                Activation::Erf,
-                NuLaw::Uniform,
-                Coupling::Even,
-                [0.0, 0.6, 0.6],
-            ),
-            (
-                Activation::Tanh,
-                NuLaw::Laplace,
-                Coupling::Independent,
-                [0.3, 0.3, 0.3],
-            ),
+            (Activation::Tanh, NuLaw::Rademacher, Coupling::Sign, [0.2, 0.5, 0.4]),
+            (Activation::Relu, NuLaw::Rademacher, Coupling::Odd, [0.1, -0.3, 0.8]),
+            (Activation::Erf, NuLaw::Uniform, Coupling::Even, [0.0, 0.6, 0.6]),
+            (Activation::Tanh, NuLaw::Laplace, Coupling::Independent, [0.3, 0.3, 0.3]),
         ];
         for (act, law, c, alphas) in cases {
-            let pl = PopulationLoss::with_accuracy(
-                &params(law, c),
-                act,
-                0.8,
-                1.0,
-                LatentAccuracy::COARSE,
-                96,
-            );
+            let pl = PopulationLoss::with_accuracy(&params(law, c), act, 0.8, 1.0, LatentAccuracy::COARSE, 96);
             let fast = pl.expected_psi(alphas);
             let nested = pl.expected_psi_nested(alphas, 60);
-            assert!(
-                (fast - nested).abs() < 1e-11,
-                "{act} {law}/{c}: {fast} vs nested {nested}"
-            );
+            assert!((fast - nested).abs() < 1e-11, "{act} {law}/{c}: {fast} vs nested {nested}");
         }
     }
 
@@ -341,23 +257,16 @@ mod tests {
     /// L(w) = C₀ + Σ_k ψ_k/k! E He_k(⟨w, x⟩) (SPEC §2.9), truncated at k = 16 where the tail is tiny.
     #[test]
     fn loss_equals_its_hermite_expansion() {
-        for (act, c) in [
-            (Activation::Tanh, Coupling::Odd),
-            (Activation::Relu, Coupling::Sign),
-            (Activation::Erf, Coupling::Even),
-        ] {
+        for (act, c) in
+            [(Activation::Tanh, Coupling::Odd), (Activation::Relu, Coupling::Sign), (Activation::Erf, Coupling::Even)]
+        {
             let p = params(NuLaw::Rademacher, c);
             let alphas = [0.1, 0.3, 0.3];
             let psi = psi_coefficients(act, 0.72, 1.0, 16);
             let he = projected_hermite_moments(&p, alphas, 16);
-            let series: f64 = (0..=16)
-                .map(|k| psi[k] / crate::theory::hermite::factorial(k) * he[k])
-                .sum();
+            let series: f64 = (0..=16).map(|k| psi[k] / crate::theory::hermite::factorial(k) * he[k]).sum();
             let direct = PopulationLoss::new(&p, act, 0.72, 1.0).expected_psi(alphas);
-            assert!(
-                (series - direct).abs() < 1e-8,
-                "{act}/{c}: series {series} vs {direct}"
-            );
+            assert!((series - direct).abs() < 1e-8, "{act}/{c}: series {series} vs {direct}");
         }
     }
 
@@ -366,38 +275,10 @@ mod tests {
     #[test]
     fn population_loss_matches_monte_carlo() {
         let cases = [
-            (
-                Activation::Tanh,
-                NuLaw::Rademacher,
-                Coupling::Sign,
-                [0.2, 0.5, 0.4],
-                0.72f64,
-                1.0,
-            ),
-            (
-                Activation::Relu,
-                NuLaw::Rademacher,
-                Coupling::Odd,
-                [0.1, -0.3, 0.8],
-                0.6,
-                1.0,
-            ),
-            (
-                Activation::Erf,
-                NuLaw::Uniform,
-                Coupling::Even,
-                [0.0, 0.6, 0.6],
-                0.85,
-                0.7,
-            ),
-            (
-                Activation::Tanh,
-                NuLaw::Laplace,
-                Coupling::Independent,
-                [-0.3, 0.3, 0.6],
-                0.5,
-                1.5,
-            ),
+            (Activation::Tanh, NuLaw::Rademacher, Coupling::Sign, [0.2, 0.5, 0.4], 0.72f64, 1.0),
+            (Activation::Relu, NuLaw::Rademacher, Coupling::Odd, [0.1, -0.3, 0.8], 0.6, 1.0),
+            (Activation::Erf, NuLaw::Uniform, Coupling::Even, [0.0, 0.6, 0.6], 0.85, 0.7),
+            (Activation::Tanh, NuLaw::Laplace, Coupling::Independent, [-0.3, 0.3, 0.6], 0.5, 1.5),
         ];
         let d = 8;
         let n = 200_000;
@@ -440,14 +321,8 @@ mod tests {
             let (mt, set) = (t1 / nf, ((t2 / nf - (t1 / nf).powi(2)) / nf).sqrt());
             let exact = pl.loss(alphas, d);
             let epsi = pl.expected_psi(alphas);
-            assert!(
-                (m - exact).abs() < 5.0 * se,
-                "{act} {law}/{c}: MC loss {m} ± {se} vs {exact}"
-            );
-            assert!(
-                (mt - epsi).abs() < 5.0 * set,
-                "{act} {law}/{c}: MC E Ψ {mt} ± {set} vs {epsi}"
-            );
+            assert!((m - exact).abs() < 5.0 * se, "{act} {law}/{c}: MC loss {m} ± {se} vs {exact}");
+            assert!((mt - epsi).abs() < 5.0 * set, "{act} {law}/{c}: MC E Ψ {mt} ± {set} vs {epsi}");
             // C₀ of SPEC §7 item 20.
             let c0 = 0.5 * (s.powi(4) * (d as f64 + 3.0 + 1.44) + a * a * s * s * d as f64);
             assert!((pl.c0(d) - c0).abs() < 1e-12);
@@ -458,20 +333,12 @@ mod tests {
     /// exactly, for every coupling (the quadratic case of affine invariance).
     #[test]
     fn linear_denoiser_cannot_tell_data_from_surrogate() {
-        for c in [
-            Coupling::Sign,
-            Coupling::Even,
-            Coupling::Odd,
-            Coupling::Independent,
-        ] {
+        for c in [Coupling::Sign, Coupling::Even, Coupling::Odd, Coupling::Independent] {
             let p = params(NuLaw::Laplace, c);
             let pl = PopulationLoss::new(&p, Activation::Linear, 0.6, 1.3);
             for alphas in [[0.3, 0.5, 0.6], [0.0, -0.8, 0.5]] {
                 let (data, surr) = (pl.expected_psi(alphas), pl.expected_psi_surrogate(alphas));
-                assert!(
-                    (data - surr).abs() < 1e-12,
-                    "{c} {alphas:?}: {data} vs {surr}"
-                );
+                assert!((data - surr).abs() < 1e-12, "{c} {alphas:?}: {data} vs {surr}");
             }
         }
     }
@@ -496,21 +363,14 @@ mod tests {
             sur.sample_into(&mut normals, &mut x);
             normals.fill(&mut xi);
             let r: f64 = w.iter().zip(&x).map(|(u, v)| u * v).sum();
-            let h: f64 = w
-                .iter()
-                .zip(x.iter().zip(&xi))
-                .map(|(u, (x, z))| u * (a * x + s * z))
-                .sum();
+            let h: f64 = w.iter().zip(x.iter().zip(&xi)).map(|(u, (x, z))| u * (a * x + s * z)).sum();
             // ℓ − ½‖−s²x + asξ‖² = bσ(h)(ah − r) + ½b²σ(h)².
             let sg = Activation::Tanh.value(h);
             let v = b * sg * (a * h - r) + 0.5 * b * b * sg * sg;
             t1 += v;
             t2 += v * v;
         }
-        let (m, se) = (
-            t1 / n as f64,
-            ((t2 / n as f64 - (t1 / n as f64).powi(2)) / n as f64).sqrt(),
-        );
+        let (m, se) = (t1 / n as f64, ((t2 / n as f64 - (t1 / n as f64).powi(2)) / n as f64).sqrt());
         let exact = pl.expected_psi_surrogate(alphas);
         assert!((m - exact).abs() < 5.0 * se, "MC {m} ± {se} vs {exact}");
         // …and the data loss differs from it by many SE here (the test has power).
@@ -528,26 +388,18 @@ mod tests {
             nu_law: NuLaw::Rademacher,
             coupling: Coupling::Independent,
         };
-        for (act, a) in [
-            (Activation::Tanh, 0.5f64.sqrt()),
-            (Activation::Erf, 0.5f64.sqrt()),
-            (Activation::Tanh, 0.9f64.sqrt()),
-        ] {
+        for (act, a) in
+            [(Activation::Tanh, 0.5f64.sqrt()), (Activation::Erf, 0.5f64.sqrt()), (Activation::Tanh, 0.9f64.sqrt())]
+        {
             let pl = PopulationLoss::new(&p, act, a, 1.0);
             let psi4 = psi_coefficients(act, a, 1.0, 4)[4];
             let sv4 = p.s_v().powi(4);
-            let g = |av: f64| {
-                (pl.surrogate_loss([0.0, 0.0, av], 100) - pl.loss([0.0, 0.0, av], 100))
-                    / (sv4 * av.powi(4))
-            };
+            let g =
+                |av: f64| (pl.surrogate_loss([0.0, 0.0, av], 100) - pl.loss([0.0, 0.0, av], 100)) / (sv4 * av.powi(4));
             // g(α) = ψ₄/12 + c α² + …: Richardson-extrapolate α → 0.
             let (g1, g2) = (g(0.1), g(0.05));
             let g0 = (4.0 * g2 - g1) / 3.0;
-            assert!(
-                (g0 - psi4 / 12.0).abs() < 1e-5 * psi4.abs(),
-                "{act} a={a}: {g0} vs ψ₄/12 = {}",
-                psi4 / 12.0
-            );
+            assert!((g0 - psi4 / 12.0).abs() < 1e-5 * psi4.abs(), "{act} a={a}: {g0} vs ψ₄/12 = {}", psi4 / 12.0);
             // The raw ratio already agrees at small α, with the O(α²) correction visible.
             assert!((g2 - psi4 / 12.0).abs() < 2e-2 * psi4.abs());
             // The sign of the gap follows ψ₄ (positive ⇔ the denoiser exploits the negative κ₄).
@@ -563,10 +415,7 @@ mod tests {
         for c in [Coupling::Sign, Coupling::Even, Coupling::Independent] {
             let p = params(NuLaw::Rademacher, c);
             let mut rng = ScalarRng::from_seed(40);
-            let model = MixedCumulantModel::new(
-                p,
-                Spikes::<f64>::draw(d, SpikeLayout::Orthonormal, &mut rng),
-            );
+            let model = MixedCumulantModel::new(p, Spikes::<f64>::draw(d, SpikeLayout::Orthonormal, &mut rng));
             let mean = model.mean();
             let cov = model.covariance_dense();
             // Recover the surrogate's exact affine map x_G = μ_G + M z from d draws with known z.
@@ -582,44 +431,25 @@ mod tests {
                 xs.push(x);
             }
             // Differences eliminate μ_G: X_k − X_0 = M (Z_k − Z_0), solve for M column by column.
-            let dz: Vec<Vec<f64>> = (1..=d)
-                .map(|k| (0..d).map(|i| zs[k][i] - zs[0][i]).collect())
-                .collect();
-            let dx: Vec<Vec<f64>> = (1..=d)
-                .map(|k| (0..d).map(|i| xs[k][i] - xs[0][i]).collect())
-                .collect();
+            let dz: Vec<Vec<f64>> = (1..=d).map(|k| (0..d).map(|i| zs[k][i] - zs[0][i]).collect()).collect();
+            let dx: Vec<Vec<f64>> = (1..=d).map(|k| (0..d).map(|i| xs[k][i] - xs[0][i]).collect()).collect();
             // M Dz = Dx with the draws as columns of Dz, Dx: M = Dx Dz⁻¹.
-            let dz_cols: Vec<Vec<f64>> =
-                (0..d).map(|i| (0..d).map(|k| dz[k][i]).collect()).collect();
+            let dz_cols: Vec<Vec<f64>> = (0..d).map(|i| (0..d).map(|k| dz[k][i]).collect()).collect();
             let dz_inv = invert(&dz_cols);
             let m = |i: usize, j: usize| (0..d).map(|k| dx[k][i] * dz_inv[k][j]).sum::<f64>();
-            let cov_g: Vec<Vec<f64>> = (0..d)
-                .map(|i| {
-                    (0..d)
-                        .map(|j| (0..d).map(|k| m(i, k) * m(j, k)).sum())
-                        .collect()
-                })
-                .collect();
-            let mean_g: Vec<f64> = (0..d)
-                .map(|i| xs[0][i] - (0..d).map(|k| m(i, k) * zs[0][k]).sum::<f64>())
-                .collect();
+            let cov_g: Vec<Vec<f64>> =
+                (0..d).map(|i| (0..d).map(|j| (0..d).map(|k| m(i, k) * m(j, k)).sum()).collect()).collect();
+            let mean_g: Vec<f64> = (0..d).map(|i| xs[0][i] - (0..d).map(|k| m(i, k) * zs[0][k]).sum::<f64>()).collect();
             let mut arng = ScalarRng::from_seed(41);
             for _ in 0..3 {
-                let amat: Vec<Vec<f64>> = (0..d)
-                    .map(|_| (0..d).map(|_| 0.4 * arng.normal()).collect())
-                    .collect();
+                let amat: Vec<Vec<f64>> = (0..d).map(|_| (0..d).map(|_| 0.4 * arng.normal()).collect()).collect();
                 let c0: Vec<f64> = (0..d).map(|_| arng.normal()).collect();
                 let l_data = affine_loss(&mean, &cov, &amat, &c0, 0.8);
                 let l_surr = affine_loss(&mean_g, &cov_g, &amat, &c0, 0.8);
-                assert!(
-                    (l_data - l_surr).abs() < 1e-10 * l_data,
-                    "{c}: {l_data} vs {l_surr}"
-                );
+                assert!((l_data - l_surr).abs() < 1e-10 * l_data, "{c}: {l_data} vs {l_surr}");
             }
             // MC of the affine loss on MCM samples agrees with the closed form.
-            let amat: Vec<Vec<f64>> = (0..d)
-                .map(|_| (0..d).map(|_| 0.4 * arng.normal()).collect())
-                .collect();
+            let amat: Vec<Vec<f64>> = (0..d).map(|_| (0..d).map(|_| 0.4 * arng.normal()).collect()).collect();
             let c0: Vec<f64> = (0..d).map(|_| arng.normal()).collect();
             let exact = affine_loss(&mean, &cov, &amat, &c0, 0.8);
             let (mut latent, mut normals) = (ScalarRng::from_seed(42), NormalRng::from_seed(43));
@@ -631,23 +461,14 @@ mod tests {
                 normals.fill(&mut xi);
                 let xt: Vec<f64> = (0..d).map(|i| 0.8 * x[i] + 0.6 * xi[i]).collect();
                 let l: f64 = (0..d)
-                    .map(|i| {
-                        (amat[i].iter().zip(&xt).map(|(u, v)| u * v).sum::<f64>() + c0[i] - x[i])
-                            .powi(2)
-                    })
+                    .map(|i| (amat[i].iter().zip(&xt).map(|(u, v)| u * v).sum::<f64>() + c0[i] - x[i]).powi(2))
                     .sum::<f64>()
                     * 0.5;
                 s1 += l;
                 s2 += l * l;
             }
-            let (mm, se) = (
-                s1 / n as f64,
-                ((s2 / n as f64 - (s1 / n as f64).powi(2)) / n as f64).sqrt(),
-            );
-            assert!(
-                (mm - exact).abs() < 5.0 * se,
-                "{c}: MC {mm} ± {se} vs {exact}"
-            );
+            let (mm, se) = (s1 / n as f64, ((s2 / n as f64 - (s1 / n as f64).powi(2)) / n as f64).sqrt());
+            assert!((mm - exact).abs() < 5.0 * se, "{c}: MC {mm} ± {se} vs {exact}");
         }
     }
 
@@ -657,17 +478,10 @@ mod tests {
         let mut m: Vec<Vec<f64>> = a
             .iter()
             .enumerate()
-            .map(|(i, r)| {
-                r.iter()
-                    .copied()
-                    .chain((0..n).map(|j| (i == j) as u8 as f64))
-                    .collect()
-            })
+            .map(|(i, r)| r.iter().copied().chain((0..n).map(|j| (i == j) as u8 as f64)).collect())
             .collect();
         for col in 0..n {
-            let piv = (col..n)
-                .max_by(|&i, &j| m[i][col].abs().total_cmp(&m[j][col].abs()))
-                .unwrap();
+            let piv = (col..n).max_by(|&i, &j| m[i][col].abs().total_cmp(&m[j][col].abs())).unwrap();
             m.swap(col, piv);
             let p = m[col][col];
             m[col].iter_mut().for_each(|x| *x /= p);
@@ -675,9 +489,7 @@ mod tests {
                 if r != col {
                     let f = m[r][col];
                     let pivot_row = m[col].clone();
-                    m[r].iter_mut()
-                        .zip(&pivot_row)
-                        .for_each(|(x, y)| *x -= f * y);
+                    m[r].iter_mut().zip(&pivot_row).for_each(|(x, y)| *x -= f * y);
                 }
             }
         }
@@ -686,13 +498,8 @@ mod tests {
 
     #[test]
     fn optimal_overlaps_and_theta_v() {
-        let p = McmParams {
-            beta_m: 0.0,
-            beta_u: 3.0,
-            beta_v: 6.0,
-            nu_law: NuLaw::Rademacher,
-            coupling: Coupling::Sign,
-        };
+        let p =
+            McmParams { beta_m: 0.0, beta_u: 3.0, beta_v: 6.0, nu_law: NuLaw::Rademacher, coupling: Coupling::Sign };
         let (u, v) = optimal_uv_overlaps(&p, Activation::Tanh, 0.5f64.sqrt(), 1.0);
         let pl = PopulationLoss::new(&p, Activation::Tanh, 0.5f64.sqrt(), 1.0);
         let best = pl.expected_psi([0.0, u, v]);
@@ -709,13 +516,7 @@ mod tests {
         }
         let theta = default_theta_v(&p, Activation::Tanh, 0.5f64.sqrt(), 1.0).unwrap();
         assert!((theta - 0.5f64.min(0.5 * v.abs())).abs() < 1e-15);
-        let indep = McmParams {
-            coupling: Coupling::Independent,
-            ..p
-        };
-        assert_eq!(
-            default_theta_v(&indep, Activation::Tanh, 0.5f64.sqrt(), 1.0),
-            None
-        );
+        let indep = McmParams { coupling: Coupling::Independent, ..p };
+        assert_eq!(default_theta_v(&indep, Activation::Tanh, 0.5f64.sqrt(), 1.0), None);
     }
 }

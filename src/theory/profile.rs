@@ -37,18 +37,8 @@ impl DenoiserProfile {
     /// With an n-node Gauss–Hermite rule for the smooth Gaussian expectations.
     #[track_caller]
     pub fn with_nodes(act: Activation, a: f64, b: f64, n: usize) -> Self {
-        assert!(
-            a > 0.0 && a <= 1.0,
-            "signal coefficient a must lie in (0, 1] (got {a})"
-        );
-        Self {
-            act,
-            a,
-            s: (1.0 - a * a).max(0.0).sqrt(),
-            b,
-            gh: GaussRule::hermite(n),
-            line: GaussianLine::default(),
-        }
+        assert!(a > 0.0 && a <= 1.0, "signal coefficient a must lie in (0, 1] (got {a})");
+        Self { act, a, s: (1.0 - a * a).max(0.0).sqrt(), b, gh: GaussRule::hermite(n), line: GaussianLine::default() }
     }
 
     /// Visits the nodes (h, w) of a rule for E f(h), h = μ + τ g, g ~ N(0, 1), with the g-axis split
@@ -59,8 +49,7 @@ impl DenoiserProfile {
             visit(mu, 1.0);
         } else if self.act.is_nonsmooth() {
             // ReLU's kink at h = 0.
-            self.line
-                .for_each_split_node(&[-mu / tau], |g, w| visit(mu + tau * g, w));
+            self.line.for_each_split_node(&[-mu / tau], |g, w| visit(mu + tau * g, w));
         } else {
             for (g, w) in self.gh.iter() {
                 visit(mu + tau * g, w);
@@ -101,12 +90,7 @@ impl DenoiserProfile {
     /// h = a r + sζ ~ N(am, τ²), τ² = a²v + s², and r enters only through
     /// E[r | h] = m + (a v/τ²)(h − am). Calls `f(h, E[r | h])`.
     #[inline]
-    pub fn collapsed_expect(
-        &self,
-        mean_r: f64,
-        var_r: f64,
-        mut f: impl FnMut(f64, f64) -> f64,
-    ) -> f64 {
+    pub fn collapsed_expect(&self, mean_r: f64, var_r: f64, mut f: impl FnMut(f64, f64) -> f64) -> f64 {
         let a = self.a;
         let tau2 = a * a * var_r + self.s * self.s;
         let kappa = a * var_r / tau2;
@@ -185,27 +169,15 @@ mod tests {
             let prof = DenoiserProfile::new(Activation::Relu, a, 1.3);
             for r in [-3.0, -0.4, 0.0, 0.25, 2.0] {
                 let exact = relu_psi_closed_form(a, 1.3, r);
-                assert!(
-                    (prof.psi(r) - exact).abs() < 1e-13 * (1.0 + exact.abs()),
-                    "a={a} r={r}"
-                );
+                assert!((prof.psi(r) - exact).abs() < 1e-13 * (1.0 + exact.abs()), "a={a} r={r}");
             }
         }
-        for act in [
-            Activation::Tanh,
-            Activation::Erf,
-            Activation::Relu,
-            Activation::Hermite(3),
-        ] {
+        for act in [Activation::Tanh, Activation::Erf, Activation::Relu, Activation::Hermite(3)] {
             let prof = DenoiserProfile::new(act, 0.8, 0.9);
             for r in [-1.7, 0.1, 0.9] {
                 let e = 1e-5;
                 let fd = (prof.psi(r + e) - prof.psi(r - e)) / (2.0 * e);
-                assert!(
-                    (fd - prof.psi_derivative(r)).abs() < 1e-8,
-                    "{act} r={r}: {fd} vs {}",
-                    prof.psi_derivative(r)
-                );
+                assert!((fd - prof.psi_derivative(r)).abs() < 1e-8, "{act} r={r}: {fd} vs {}", prof.psi_derivative(r));
             }
         }
     }
@@ -216,11 +188,7 @@ mod tests {
         for (a, b) in [(0.5f64.sqrt(), 1.0), (0.3, 1.0), (0.9, 0.5), (0.6, 2.0)] {
             let psi = psi_coefficients(Activation::Linear, a, b, 8);
             let psi2 = a * b * (2.0 * a * a + a * b - 2.0);
-            assert!(
-                (psi[2] - psi2).abs() < 1e-10,
-                "a={a} b={b}: {} vs {psi2}",
-                psi[2]
-            );
+            assert!((psi[2] - psi2).abs() < 1e-10, "a={a} b={b}: {} vs {psi2}", psi[2]);
             for k in 3..=8 {
                 assert!(psi[k].abs() < 1e-10, "a={a} b={b}: ψ_{k} = {}", psi[k]);
             }
@@ -234,12 +202,7 @@ mod tests {
     /// SPEC §7 item 23: odd σ has ψ_odd = 0 (1e-12); ReLU has ψ₄ = ψ₆ = 0 (1e-8, composite rule).
     #[test]
     fn parity_zeros() {
-        for act in [
-            Activation::Tanh,
-            Activation::Erf,
-            Activation::Linear,
-            Activation::Hermite(3),
-        ] {
+        for act in [Activation::Tanh, Activation::Erf, Activation::Linear, Activation::Hermite(3)] {
             for a2 in [0.25, 0.5, 0.9] {
                 let psi = psi_coefficients(act, f64::sqrt(a2), 1.0, 9);
                 for k in (1..=9).step_by(2) {
@@ -275,19 +238,11 @@ mod tests {
             let psi = psi_coefficients(act, a2.sqrt(), 1.0, 6);
             for k in 1..=6 {
                 if (psi[k] - expect[k - 1]).abs() > 1e-3 {
-                    failures.push(format!(
-                        "{act} a²={a2} ψ_{k}: computed {:+.6}, table {:+.4}",
-                        psi[k],
-                        expect[k - 1]
-                    ));
+                    failures.push(format!("{act} a²={a2} ψ_{k}: computed {:+.6}, table {:+.4}", psi[k], expect[k - 1]));
                 }
             }
         }
-        assert!(
-            failures.is_empty(),
-            "regression mismatches:\n{}",
-            failures.join("\n")
-        );
+        assert!(failures.is_empty(), "regression mismatches:\n{}", failures.join("\n"));
     }
 
     #[test]
@@ -297,15 +252,9 @@ mod tests {
             let prof = DenoiserProfile::new(act, 0.75, 1.2);
             for (m, v) in [(0.3, 1.0f64), (-1.1, 0.4), (0.0, 2.5)] {
                 let nested = gh.integrate(|z| prof.psi(m + v.sqrt() * z));
-                assert!(
-                    (prof.expected_psi_gaussian(m, v) - nested).abs() < 1e-12,
-                    "{act} ({m},{v})"
-                );
+                assert!((prof.expected_psi_gaussian(m, v) - nested).abs() < 1e-12, "{act} ({m},{v})");
                 let nested_d = gh.integrate(|z| prof.psi_derivative(m + v.sqrt() * z));
-                assert!(
-                    (prof.expected_psi_derivative_gaussian(m, v) - nested_d).abs() < 1e-12,
-                    "{act} ({m},{v})"
-                );
+                assert!((prof.expected_psi_derivative_gaussian(m, v) - nested_d).abs() < 1e-12, "{act} ({m},{v})");
             }
         }
     }

@@ -60,11 +60,7 @@ pub struct ProjectedMoments {
 
 impl ProjectedMoments {
     pub fn new(params: &McmParams, k_max: usize) -> Self {
-        Self {
-            params: *params,
-            moments: JointMoments::new(params, k_max),
-            k_max,
-        }
+        Self { params: *params, moments: JointMoments::new(params, k_max), k_max }
     }
 
     pub fn joint(&self) -> &JointMoments {
@@ -75,15 +71,8 @@ impl ProjectedMoments {
     #[track_caller]
     pub fn coefficients(params: &McmParams, alphas: [f64; 3]) -> (f64, f64, f64) {
         let norm2: f64 = alphas.iter().map(|a| a * a).sum();
-        assert!(
-            norm2 <= 1.0 + 1e-12,
-            "overlaps of a unit w must satisfy α_m² + α_u² + α_v² ≤ 1 (got {norm2})"
-        );
-        (
-            params.beta_m * alphas[0],
-            params.beta_u.sqrt() * alphas[1],
-            params.s_v() * alphas[2],
-        )
+        assert!(norm2 <= 1.0 + 1e-12, "overlaps of a unit w must satisfy α_m² + α_u² + α_v² ≤ 1 (got {norm2})");
+        (params.beta_m * alphas[0], params.beta_u.sqrt() * alphas[1], params.s_v() * alphas[2])
     }
 
     /// E[A^n], A = μ + pλ + qν, by the multinomial expansion.
@@ -93,11 +82,7 @@ impl ProjectedMoments {
             for b in 0..=(n - a) {
                 let c = n - a - b;
                 let coef = factorial(n) / (factorial(a) * factorial(b) * factorial(c));
-                acc += coef
-                    * mu.powi(a as i32)
-                    * p.powi(b as i32)
-                    * q.powi(c as i32)
-                    * self.moments.get(b, c);
+                acc += coef * mu.powi(a as i32) * p.powi(b as i32) * q.powi(c as i32) * self.moments.get(b, c);
             }
         }
         acc
@@ -106,16 +91,10 @@ impl ProjectedMoments {
     /// [E He_0(r), …, E He_{k_max}(r)] for the general formula of SPEC §2.2.
     pub fn hermite_moments(&self, alphas: [f64; 3]) -> Vec<f64> {
         let (mu, p, q) = Self::coefficients(&self.params, alphas);
-        let ea: Vec<f64> = (0..=self.k_max)
-            .map(|n| self.moment_of_a(mu, p, q, n))
-            .collect();
+        let ea: Vec<f64> = (0..=self.k_max).map(|n| self.moment_of_a(mu, p, q, n)).collect();
         (0..=self.k_max)
             .map(|k| {
-                (0..=k / 2)
-                    .map(|j| {
-                        hermite_pair_coefficient(k, j) * (-q * q).powi(j as i32) * ea[k - 2 * j]
-                    })
-                    .sum()
+                (0..=k / 2).map(|j| hermite_pair_coefficient(k, j) * (-q * q).powi(j as i32) * ea[k - 2 * j]).sum()
             })
             .collect()
     }
@@ -142,10 +121,7 @@ pub fn direction_hermite_moments(params: &McmParams, e: Spike, k_max: usize) -> 
 /// E He₄ = 3p⁴ + 4p³q E|ν₀| m₃ + 4pq³ m₁ (E|ν₀|³ − 3E|ν₀|) + q⁴κ₄.
 #[track_caller]
 pub fn projected_hermite_moments_explicit(params: &McmParams, alphas: [f64; 3]) -> [f64; 5] {
-    assert!(
-        alphas[0] == 0.0,
-        "the explicit forms of SPEC §2.2 are for α_m = 0"
-    );
+    assert!(alphas[0] == 0.0, "the explicit forms of SPEC §2.2 are for α_m = 0");
     let (_, p, q) = ProjectedMoments::coefficients(params, alphas);
     let law = params.nu_law;
     let [m1, m2, m3] = params.coupling.moments();
@@ -173,21 +149,10 @@ pub(crate) mod tests {
     use crate::theory::quadrature::GaussRule;
     use diffexp_kernels::NormalRng;
 
-    const COUPLINGS: [Coupling; 4] = [
-        Coupling::Independent,
-        Coupling::Sign,
-        Coupling::Even,
-        Coupling::Odd,
-    ];
+    const COUPLINGS: [Coupling; 4] = [Coupling::Independent, Coupling::Sign, Coupling::Even, Coupling::Odd];
 
     fn params(law: NuLaw, c: Coupling) -> McmParams {
-        McmParams {
-            beta_m: 1.5,
-            beta_u: 3.0,
-            beta_v: 6.0,
-            nu_law: law,
-            coupling: c,
-        }
+        McmParams { beta_m: 1.5, beta_u: 3.0, beta_v: 6.0, nu_law: law, coupling: c }
     }
 
     /// A unit w = α_m m + α_u u + α_v v + ρ e⊥ with e⊥ orthogonal to the spikes.
@@ -201,12 +166,7 @@ pub(crate) mod tests {
         let n = e.iter().map(|x| x * x).sum::<f64>().sqrt();
         let rho = (1.0 - alphas.iter().map(|a| a * a).sum::<f64>()).sqrt();
         (0..d)
-            .map(|i| {
-                alphas[0] * spikes.m[i]
-                    + alphas[1] * spikes.u[i]
-                    + alphas[2] * spikes.v[i]
-                    + rho * e[i] / n
-            })
+            .map(|i| alphas[0] * spikes.m[i] + alphas[1] * spikes.u[i] + alphas[2] * spikes.v[i] + rho * e[i] / n)
             .collect()
     }
 
@@ -245,11 +205,7 @@ pub(crate) mod tests {
             for k in 1..5 {
                 let mean = s[k] / n as f64;
                 let se = ((s2[k] / n as f64 - mean * mean) / n as f64).sqrt();
-                assert!(
-                    (mean - exact[k]).abs() < 5.0 * se,
-                    "{law}/{c} k={k}: MC {mean} ± {se} vs {}",
-                    exact[k]
-                );
+                assert!((mean - exact[k]).abs() < 5.0 * se, "{law}/{c} k={k}: MC {mean} ± {se} vs {}", exact[k]);
             }
         }
     }
@@ -261,13 +217,7 @@ pub(crate) mod tests {
             for c in COUPLINGS {
                 let p = params(law, c);
                 let pm = ProjectedMoments::new(&p, 4);
-                for alphas in [
-                    [0.0, 0.5, 0.4],
-                    [0.0, -0.7, 0.6],
-                    [0.0, 0.3, -0.9],
-                    [0.0, 1.0, 0.0],
-                    [0.0, 0.0, 1.0],
-                ] {
+                for alphas in [[0.0, 0.5, 0.4], [0.0, -0.7, 0.6], [0.0, 0.3, -0.9], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]] {
                     let general = pm.hermite_moments(alphas);
                     let explicit = projected_hermite_moments_explicit(&p, alphas);
                     for k in 0..5 {
@@ -289,9 +239,7 @@ pub(crate) mod tests {
         let g = projected_hermite_moments(&p, [0.0, 0.5, 0.4], 4);
         assert!((g[2] - (pp * pp + 2.0 * pp * q * m1)).abs() < 1e-12);
         assert!((g[3] - 3.0 * pp * pp * q * m2).abs() < 1e-12);
-        let he4 = 3.0 * pp.powi(4) + 4.0 * pp.powi(3) * q * m3
-            - 8.0 * pp * q.powi(3) * m1
-            - 2.0 * q.powi(4);
+        let he4 = 3.0 * pp.powi(4) + 4.0 * pp.powi(3) * q * m3 - 8.0 * pp * q.powi(3) * m1 - 2.0 * q.powi(4);
         assert!((g[4] - he4).abs() < 1e-12 * he4.abs());
         // With a mean spike: E He₁ = β_m α_m, E He₂ gains β_m² α_m².
         let g = projected_hermite_moments(&p, [0.3, 0.5, 0.4], 2);
@@ -364,10 +312,7 @@ pub(crate) mod tests {
         let mcm = |f: &mut dyn FnMut(f64, f64)| {
             for node in &lq.nodes {
                 for (z, wz) in gh.iter() {
-                    f(
-                        mu + pp * node.lambda + q * node.nu + (1.0 - q * q).sqrt() * z,
-                        node.weight * wz,
-                    );
+                    f(mu + pp * node.lambda + q * node.nu + (1.0 - q * q).sqrt() * z, node.weight * wz);
                 }
             }
         };
@@ -383,16 +328,10 @@ pub(crate) mod tests {
         let general = projected_hermite_moments(&p, alphas, 6);
         let mcm_direct = law_moments(&mcm);
         for k in 0..7 {
-            assert!(
-                (mcm_direct[k] - general[k]).abs() < 1e-10 * (1.0 + general[k].abs()),
-                "k={k}"
-            );
+            assert!((mcm_direct[k] - general[k]).abs() < 1e-10 * (1.0 + general[k].abs()), "k={k}");
         }
         for (name, law) in [
-            (
-                "rademacher",
-                &rademacher as &dyn Fn(&mut dyn FnMut(f64, f64)),
-            ),
+            ("rademacher", &rademacher as &dyn Fn(&mut dyn FnMut(f64, f64))),
             ("exponential", &exponential),
             ("mcm", &mcm),
         ] {
@@ -423,9 +362,6 @@ pub(crate) mod tests {
         let mean = m / n as f64;
         let se = ((m2 / n as f64 - mean * mean) / n as f64).sqrt();
         // E He₃ of the centred exponential is its third cumulant, 2.
-        assert!(
-            (mean - a.powi(3) * 2.0).abs() < 5.0 * se,
-            "MC {mean} ± {se}"
-        );
+        assert!((mean - a.powi(3) * 2.0).abs() < 5.0 * se, "MC {mean} ± {se}");
     }
 }

@@ -33,15 +33,7 @@ impl GaussRule {
     /// n-node probabilists' Gauss–Hermite rule: exact for E p(g), g ~ N(0,1), deg p ≤ 2n − 1.
     /// Weights sum to 1. Accurate for n up to several hundred (tested at 400).
     pub fn hermite(n: usize) -> Self {
-        Self::from_recurrence(
-            n,
-            Recurrence {
-                alpha: &|_| 0.0,
-                beta: &|k| k as f64,
-                mu0: 1.0,
-                symmetric: true,
-            },
-        )
+        Self::from_recurrence(n, Recurrence { alpha: &|_| 0.0, beta: &|k| k as f64, mu0: 1.0, symmetric: true })
     }
 
     /// n-node Gauss–Legendre rule on [−1, 1] (weights sum to 2).
@@ -72,23 +64,13 @@ impl GaussRule {
 
     /// Composite Gauss–Legendre on [lo, hi]: `panels` equal panels of `n` nodes each.
     pub fn composite_legendre(n: usize, panels: usize, lo: f64, hi: f64) -> Self {
-        assert!(
-            panels >= 1 && hi >= lo,
-            "composite_legendre: need panels ≥ 1 and hi ≥ lo"
-        );
+        assert!(panels >= 1 && hi >= lo, "composite_legendre: need panels ≥ 1 and hi ≥ lo");
         let base = Self::legendre(n);
         let width = (hi - lo) / panels as f64;
-        let mut rule = Self {
-            nodes: Vec::with_capacity(n * panels),
-            weights: Vec::with_capacity(n * panels),
-        };
+        let mut rule = Self { nodes: Vec::with_capacity(n * panels), weights: Vec::with_capacity(n * panels) };
         for j in 0..panels {
             let a = lo + width * j as f64;
-            let b = if j + 1 == panels {
-                hi
-            } else {
-                lo + width * (j + 1) as f64
-            };
+            let b = if j + 1 == panels { hi } else { lo + width * (j + 1) as f64 };
             let (mid, half) = (0.5 * (a + b), 0.5 * (b - a));
             for (&t, &w) in base.nodes.iter().zip(&base.weights) {
                 rule.nodes.push(mid + half * t);
@@ -102,12 +84,7 @@ impl GaussRule {
     pub fn laguerre(n: usize) -> Self {
         Self::from_recurrence(
             n,
-            Recurrence {
-                alpha: &|k| (2 * k + 1) as f64,
-                beta: &|k| (k * k) as f64,
-                mu0: 1.0,
-                symmetric: false,
-            },
+            Recurrence { alpha: &|k| (2 * k + 1) as f64, beta: &|k| (k * k) as f64, mu0: 1.0, symmetric: false },
         )
     }
 
@@ -121,11 +98,7 @@ impl GaussRule {
 
     /// Σ wᵢ f(xᵢ).
     pub fn integrate(&self, mut f: impl FnMut(f64) -> f64) -> f64 {
-        self.nodes
-            .iter()
-            .zip(&self.weights)
-            .map(|(&x, &w)| w * f(x))
-            .sum()
+        self.nodes.iter().zip(&self.weights).map(|(&x, &w)| w * f(x)).sum()
     }
 
     /// Iterator over (node, weight).
@@ -137,14 +110,9 @@ impl GaussRule {
         assert!(n >= 1, "a Gauss rule needs at least one node");
         let alpha: Vec<f64> = (0..n).map(|k| (rec.alpha)(k)).collect();
         // beta[k] couples rows k−1 and k (beta[0] unused).
-        let beta: Vec<f64> = (0..n)
-            .map(|k| if k == 0 { 0.0 } else { (rec.beta)(k) })
-            .collect();
+        let beta: Vec<f64> = (0..n).map(|k| if k == 0 { 0.0 } else { (rec.beta)(k) }).collect();
         let mut nodes = jacobi_eigenvalues(&alpha, &beta);
-        let mut weights: Vec<f64> = nodes
-            .iter()
-            .map(|&x| christoffel(x, &alpha, &beta, rec.mu0))
-            .collect();
+        let mut weights: Vec<f64> = nodes.iter().map(|&x| christoffel(x, &alpha, &beta, rec.mu0)).collect();
         if rec.symmetric {
             // The measure is symmetric: enforce xᵢ = −x_{n−1−i} and equal mirrored weights exactly, so
             // that odd integrands vanish to rounding and parity arguments hold in floating point.
@@ -195,8 +163,7 @@ fn jacobi_eigenvalues(alpha: &[f64], beta: &[f64]) -> Vec<f64> {
     // Gershgorin bounds.
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for k in 0..n {
-        let r =
-            if k > 0 { sqrt_beta[k] } else { 0.0 } + if k + 1 < n { sqrt_beta[k + 1] } else { 0.0 };
+        let r = if k > 0 { sqrt_beta[k] } else { 0.0 } + if k + 1 < n { sqrt_beta[k + 1] } else { 0.0 };
         lo = lo.min(alpha[k] - r);
         hi = hi.max(alpha[k] + r);
     }
@@ -243,14 +210,8 @@ fn safeguarded_newton(mut a: f64, mut b: f64, alpha: &[f64], sqrt_beta: &[f64]) 
             b = x;
         }
         let newton = x - p / dp;
-        let next = if newton > a && newton < b && dp.is_finite() && dp != 0.0 {
-            newton
-        } else {
-            0.5 * (a + b)
-        };
-        if (next - x).abs() <= 2.0 * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE)
-            || b - a <= f64::EPSILON * x.abs()
-        {
+        let next = if newton > a && newton < b && dp.is_finite() && dp != 0.0 { newton } else { 0.5 * (a + b) };
+        if (next - x).abs() <= 2.0 * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE) || b - a <= f64::EPSILON * x.abs() {
             return next;
         }
         x = next;
@@ -369,11 +330,7 @@ impl GaussianLine {
             for j in 0..panels {
                 // Mirror-symmetric panel edges when [clo, chi] is symmetric, so parity survives rounding.
                 let a = clo + width * j as f64;
-                let b = if j + 1 == panels {
-                    chi
-                } else {
-                    clo + width * (j + 1) as f64
-                };
+                let b = if j + 1 == panels { chi } else { clo + width * (j + 1) as f64 };
                 let (mid, half) = (0.5 * (a + b), 0.5 * (b - a));
                 for (&t, &w) in self.panel.nodes.iter().zip(&self.panel.weights) {
                     let x = mid + half * t;
@@ -440,10 +397,7 @@ impl GaussianLine {
 
     /// The split rule as an explicit [`GaussRule`] (weights include φ).
     pub fn rule(&self, breakpoints: &[f64]) -> GaussRule {
-        let mut rule = GaussRule {
-            nodes: Vec::new(),
-            weights: Vec::new(),
-        };
+        let mut rule = GaussRule { nodes: Vec::new(), weights: Vec::new() };
         self.for_each_split_node(breakpoints, |x, w| {
             rule.nodes.push(x);
             rule.weights.push(w);
@@ -480,10 +434,7 @@ mod tests {
             let r = GaussRule::hermite(n);
             assert_eq!(r.len(), n);
             assert!((r.weights.iter().sum::<f64>() - 1.0).abs() < 1e-14);
-            assert!(
-                r.nodes.windows(2).all(|w| w[0] < w[1]),
-                "nodes must be strictly increasing (n={n})"
-            );
+            assert!(r.nodes.windows(2).all(|w| w[0] < w[1]), "nodes must be strictly increasing (n={n})");
             assert!(r.weights.iter().all(|&w| w >= 0.0));
             // Exact for degree ≤ 2n − 1.
             for k in 1..=(n.min(40) as u32 / 2) {
@@ -492,14 +443,8 @@ mod tests {
                 assert!((m - e).abs() < 1e-11 * e, "n={n} E g^{}: {m} vs {e}", 2 * k);
             }
             // E cos(g) = e^{−1/2}, E e^{g/2} = e^{1/8}
-            assert!(
-                (r.integrate(f64::cos) - (-0.5f64).exp()).abs() < 1e-13,
-                "n={n}"
-            );
-            assert!(
-                (r.integrate(|x| (0.5 * x).exp()) - (0.125f64).exp()).abs() < 1e-13,
-                "n={n}"
-            );
+            assert!((r.integrate(f64::cos) - (-0.5f64).exp()).abs() < 1e-13, "n={n}");
+            assert!((r.integrate(|x| (0.5 * x).exp()) - (0.125f64).exp()).abs() < 1e-13, "n={n}");
         }
     }
 
@@ -515,16 +460,8 @@ mod tests {
         assert!((xmax - airy).abs() < 1e-2, "{xmax} vs {airy}");
         // Every node is a root: the normalised He_n is tiny relative to its neighbours' scale.
         for &x in r.nodes.iter().step_by(37) {
-            let (p, dp) = orthonormal_tail(
-                x,
-                &vec![0.0; n],
-                &(0..n).map(|k| (k as f64).sqrt()).collect::<Vec<_>>(),
-            );
-            assert!(
-                (p / dp).abs() < 1e-13 * (1.0 + x.abs()),
-                "x={x}: Newton step {}",
-                p / dp
-            );
+            let (p, dp) = orthonormal_tail(x, &vec![0.0; n], &(0..n).map(|k| (k as f64).sqrt()).collect::<Vec<_>>());
+            assert!((p / dp).abs() < 1e-13 * (1.0 + x.abs()), "x={x}: Newton step {}", p / dp);
         }
         // E 1{g > 3} = 1 − Φ(3) is *not* polynomial; n=400 must still be within the GH error for a
         // step function (∼ n^{−1/2}), which guards against garbage weights in the tails.
@@ -538,21 +475,11 @@ mod tests {
             let r = GaussRule::legendre(n);
             assert!((r.weights.iter().sum::<f64>() - 2.0).abs() < 1e-13);
             for k in 0..(2 * n.min(30)) as i32 {
-                let exact = if k % 2 == 1 {
-                    0.0
-                } else {
-                    2.0 / (k as f64 + 1.0)
-                };
-                assert!(
-                    (r.integrate(|x| x.powi(k)) - exact).abs() < 1e-13,
-                    "n={n} k={k}"
-                );
+                let exact = if k % 2 == 1 { 0.0 } else { 2.0 / (k as f64 + 1.0) };
+                assert!((r.integrate(|x| x.powi(k)) - exact).abs() < 1e-13, "n={n} k={k}");
             }
             if n >= 12 {
-                assert!(
-                    (r.integrate(f64::exp) - (1f64.exp() - (-1f64).exp())).abs() < 1e-13,
-                    "n={n}"
-                );
+                assert!((r.integrate(f64::exp) - (1f64.exp() - (-1f64).exp())).abs() < 1e-13, "n={n}");
             }
         }
         let r = GaussRule::laguerre(20);
@@ -572,16 +499,8 @@ mod tests {
     fn gaussian_line_handles_splits_tails_and_half_lines() {
         let line = GaussianLine::default();
         // Total mass and moments with arbitrary breakpoints.
-        for bps in [
-            &[][..],
-            &[0.0][..],
-            &[-1.1774, 0.0, 1.1774][..],
-            &[-9.0, 0.3, 9.5][..],
-        ] {
-            assert!(
-                (line.integrate_split(bps, |_| 1.0) - 1.0).abs() < 1e-15,
-                "{bps:?}"
-            );
+        for bps in [&[][..], &[0.0][..], &[-1.1774, 0.0, 1.1774][..], &[-9.0, 0.3, 9.5][..]] {
+            assert!((line.integrate_split(bps, |_| 1.0) - 1.0).abs() < 1e-15, "{bps:?}");
             let m12 = line.integrate_split(bps, |x| x.powi(12));
             assert!((m12 - 10395.0).abs() < 1e-11 * 10395.0, "{bps:?}: {m12}");
         }
@@ -589,10 +508,7 @@ mod tests {
         for t in [-3.0, 0.0, 0.674_489_750_196_081_7, 2.0, 8.0, 9.3] {
             let p = line.integrate(t, f64::INFINITY, |_| 1.0);
             let e = std_normal_cdf(-t);
-            assert!(
-                (p - e).abs() < 1e-13 * e.max(1e-300) + 1e-300,
-                "t={t}: {p} vs {e}"
-            );
+            assert!((p - e).abs() < 1e-13 * e.max(1e-300) + 1e-300, "t={t}: {p} vs {e}");
             let p2 = line.integrate(t, f64::INFINITY, |x| x * x);
             let e2 = t * std_normal_pdf(t) + std_normal_cdf(-t);
             assert!((p2 - e2).abs() < 1e-12 * e2, "t={t}: {p2} vs {e2}");

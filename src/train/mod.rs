@@ -117,8 +117,7 @@ pub fn run_walker<L: Learner, O: Observer>(
     recovery: RecoveryTracker,
     observer: &mut O,
 ) -> WalkerOutcome {
-    run_walker_from(learner, plan, WalkerStart::Fresh(recovery), observer)
-        .expect("a fresh start cannot fail")
+    run_walker_from(learner, plan, WalkerStart::Fresh(recovery), observer).expect("a fresh start cannot fail")
 }
 
 /// [`run_walker`] from a fresh start or a checkpoint. When the observer asks for checkpoints
@@ -151,11 +150,7 @@ pub fn run_walker_from<L: Learner, O: Observer>(
         }
     };
     if first_record > 0 && plan.stop_when_recovered && recovery.all_recovered() {
-        return Ok(WalkerOutcome {
-            steps: step,
-            recovery,
-            diverged: None,
-        });
+        return Ok(WalkerOutcome { steps: step, recovery, diverged: None });
     }
     for (index, &point) in plan.grid.iter().enumerate().skip(first_record) {
         while step < point {
@@ -168,11 +163,7 @@ pub fn run_walker_from<L: Learner, O: Observer>(
             }
         }
         if !learner.is_finite() {
-            return Ok(WalkerOutcome {
-                steps: step,
-                recovery,
-                diverged: Some(divergence_message(step)),
-            });
+            return Ok(WalkerOutcome { steps: step, recovery, diverged: Some(divergence_message(step)) });
         }
         let rec = Record {
             step,
@@ -180,11 +171,7 @@ pub fn run_walker_from<L: Learner, O: Observer>(
             overlaps: learner.overlaps(),
             norm: learner.norm(),
             skip: learner.skip(),
-            train_loss: if loss_n > 0 {
-                loss_sum / loss_n as f64
-            } else {
-                f64::NAN
-            },
+            train_loss: if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN },
             eval: plan.n_eval.map(|n| learner.evaluate(n)),
         };
         observer.on_record(&rec);
@@ -204,9 +191,5 @@ pub fn run_walker_from<L: Learner, O: Observer>(
             break;
         }
     }
-    Ok(WalkerOutcome {
-        steps: step,
-        recovery,
-        diverged: None,
-    })
+    Ok(WalkerOutcome { steps: step, recovery, diverged: None })
 }

@@ -78,7 +78,13 @@ pub fn single_direction_terms(net: &SingleDirection, a: f64, s: f64, g: &PairGra
 /// [`single_direction_terms`] for any [`StepScalar`] and any implementation of σ (the one
 /// definition of the update rule; the `f64` instantiation above is what both engines call per walker).
 #[inline(always)]
-pub fn single_direction_terms_with<S: StepScalar, A: Sigma<S>>(b: S, a: S, s: S, g: &PairGram<S>, act: &A) -> PairTerms<S> {
+pub fn single_direction_terms_with<S: StepScalar, A: Sigma<S>>(
+    b: S,
+    a: S,
+    s: S,
+    g: &PairGram<S>,
+    act: &A,
+) -> PairTerms<S> {
     let h = a * g.wx + s * g.wxi;
     let (sig, dsig) = act.value_and_derivative(h);
     let xtxt = a * a * g.xx + S::splat(2.0) * a * s * g.xxi + s * s * g.xixi;
@@ -89,7 +95,9 @@ pub fn single_direction_terms_with<S: StepScalar, A: Sigma<S>>(b: S, a: S, s: S,
     let c2 = b * b * sig * sig;
     let c3 = -b * sig;
     let loss = S::splat(0.5)
-        * (a * a * xtxt + c2 + g.xx + S::splat(2.0) * a * b * sig * h - S::splat(2.0) * a * x_xt - S::splat(2.0) * b * sig * g.wx);
+        * (a * a * xtxt + c2 + g.xx + S::splat(2.0) * a * b * sig * h
+            - S::splat(2.0) * a * x_xt
+            - S::splat(2.0) * b * sig * g.wx);
     PairTerms {
         h,
         loss,
@@ -144,7 +152,11 @@ pub struct SingleDirectionSetup {
 }
 
 impl<T: Real> SingleDirectionLearner<T> {
-    pub fn new(model: Arc<MixedCumulantModel<T>>, surrogate: Arc<GaussianSurrogate<T>>, setup: SingleDirectionSetup) -> Self {
+    pub fn new(
+        model: Arc<MixedCumulantModel<T>>,
+        surrogate: Arc<GaussianSurrogate<T>>,
+        setup: SingleDirectionSetup,
+    ) -> Self {
         let d = model.dim();
         // w₀ uniform on S^{d−1}.
         let mut w_raw = vec![T::default(); d];
@@ -325,7 +337,13 @@ impl<T: Real> Learner for SingleDirectionLearner<T> {
             normals.fill(&mut xi);
             let (wxi, xixi) = (blas1::dot(&self.w_raw, &xi) * wn, blas1::nrm2_sq(&xi));
             let pair_loss = |v: &[T]| {
-                let g = PairGram { wx: blas1::dot(&self.w_raw, v) * wn, wxi, xx: blas1::nrm2_sq(v), xixi, xxi: blas1::dot(v, &xi) };
+                let g = PairGram {
+                    wx: blas1::dot(&self.w_raw, v) * wn,
+                    wxi,
+                    xx: blas1::nrm2_sq(v),
+                    xixi,
+                    xxi: blas1::dot(v, &xi),
+                };
                 // Average over the level set (one level: just that level).
                 self.a_values
                     .iter()
@@ -363,7 +381,14 @@ impl EvalAccumulator {
         let mean = self.sum.map(|s| s / n);
         let se: Vec<f64> =
             (0..3).map(|i| ((self.sum_sq[i] / n - mean[i] * mean[i]).max(0.0) / (n - 1.0).max(1.0)).sqrt()).collect();
-        EvalLosses { data: mean[0], surrogate: mean[1], gap: mean[2], data_se: se[0], surrogate_se: se[1], gap_se: se[2] }
+        EvalLosses {
+            data: mean[0],
+            surrogate: mean[1],
+            gap: mean[2],
+            data_se: se[0],
+            surrogate_se: se[1],
+            gap_se: se[2],
+        }
     }
 }
 
@@ -391,7 +416,10 @@ mod tests {
 
     fn model<T: Real>(d: usize, coupling: Coupling) -> Arc<MixedCumulantModel<T>> {
         let params = McmParams { beta_m: 0.5, beta_u: 3.0, beta_v: 6.0, nu_law: NuLaw::Rademacher, coupling };
-        Arc::new(MixedCumulantModel::new(params, Spikes::draw(d, SpikeLayout::Orthonormal, &mut ScalarRng::from_seed(9))))
+        Arc::new(MixedCumulantModel::new(
+            params,
+            Spikes::draw(d, SpikeLayout::Orthonormal, &mut ScalarRng::from_seed(9)),
+        ))
     }
 
     /// The fused step equals the reference: sample with the model's O(d) sampler, apply
@@ -487,8 +515,10 @@ mod tests {
             gram: m64.spikes.gram,
         };
         let m32 = Arc::new(MixedCumulantModel::new(m64.params, spikes32));
-        let mut l64 = SingleDirectionLearner::new(Arc::clone(&m64), Arc::new(m64.surrogate()), setup(1, false, Activation::Tanh));
-        let mut l32 = SingleDirectionLearner::new(Arc::clone(&m32), Arc::new(m32.surrogate()), setup(1, false, Activation::Tanh));
+        let mut l64 =
+            SingleDirectionLearner::new(Arc::clone(&m64), Arc::new(m64.surrogate()), setup(1, false, Activation::Tanh));
+        let mut l32 =
+            SingleDirectionLearner::new(Arc::clone(&m32), Arc::new(m32.surrogate()), setup(1, false, Activation::Tanh));
         for _ in 0..200 {
             l64.step();
             l32.step();

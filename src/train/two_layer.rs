@@ -1,8 +1,8 @@
 //! Online SGD for the K-unit two-layer denoisers (SPEC §2.5 (ii), (iii)): learning rate η_W = d·η on
 //! W (and V), η_W/d² on c; optionally spherical (every column kept at norm √d).
 
-use super::{Learner, LearnerState, weights_from_f64, weights_to_f64};
 use super::single::EvalAccumulator;
+use super::{Learner, LearnerState, weights_from_f64, weights_to_f64};
 use crate::model::{GaussianSurrogate, MixedCumulantModel};
 use crate::net::two_layer::{TwoLayer, TwoLayerGradient, TwoLayerReal, TwoLayerScratch, Tying};
 use crate::observe::EvalLosses;
@@ -195,7 +195,8 @@ impl<T: TwoLayerReal> Learner for TwoLayerLearner<T> {
         let mut latent = ScalarRng::from_seed(seed);
         let mut normals = NormalRng::from_seed(crate::rng::mix64(seed));
         let mut sc = TwoLayerScratch::new(d, self.net.k, 1);
-        let (mut x, mut xg, mut xi, mut xt) = (vec![T::default(); d], vec![T::default(); d], vec![T::default(); d], vec![T::default(); d]);
+        let (mut x, mut xg, mut xi, mut xt) =
+            (vec![T::default(); d], vec![T::default(); d], vec![T::default(); d], vec![T::default(); d]);
         let mut acc = EvalAccumulator::default();
         for _ in 0..n_eval {
             // Common random numbers: data and surrogate share their bulk z and the noise ξ.

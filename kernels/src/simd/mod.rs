@@ -61,10 +61,7 @@ impl SimdLevel {
 
     /// Every level this CPU can run, best first.
     pub fn available() -> Vec<Self> {
-        [Self::Avx512, Self::Avx2, Self::Scalar]
-            .into_iter()
-            .filter(|l| l.is_available())
-            .collect()
+        [Self::Avx512, Self::Avx2, Self::Scalar].into_iter().filter(|l| l.is_available()).collect()
     }
 
     /// Short name for logs and benchmark reports.
@@ -188,14 +185,12 @@ pub(crate) fn dispatch<Op: Kernel>(level: SimdLevel, op: Op) -> Op::Output {
     match level {
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            let v4 =
-                pulp::x86::V4::try_new().expect("SimdLevel::Avx512 is not available on this CPU");
+            let v4 = pulp::x86::V4::try_new().expect("SimdLevel::Avx512 is not available on this CPU");
             v4.vectorize(Entered(v4, op))
         }
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => {
-            let v3 =
-                pulp::x86::V3::try_new().expect("SimdLevel::Avx2 is not available on this CPU");
+            let v3 = pulp::x86::V3::try_new().expect("SimdLevel::Avx2 is not available on this CPU");
             v3.vectorize(Entered(v3, op))
         }
         #[cfg(not(target_arch = "x86_64"))]

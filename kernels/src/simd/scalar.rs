@@ -29,12 +29,7 @@ fn zip<T: Copy, R, const N: usize>(a: [T; N], b: [T; N], f: impl Fn(T, T) -> R) 
 }
 
 #[inline(always)]
-fn zip3<T: Copy, R, const N: usize>(
-    a: [T; N],
-    b: [T; N],
-    c: [T; N],
-    f: impl Fn(T, T, T) -> R,
-) -> [R; N] {
+fn zip3<T: Copy, R, const N: usize>(a: [T; N], b: [T; N], c: [T; N], f: impl Fn(T, T, T) -> R) -> [R; N] {
     core::array::from_fn(|i| f(a[i], b[i], c[i]))
 }
 
@@ -232,9 +227,6 @@ impl Lanes for Scalar {
     #[inline(always)]
     fn f64_interleave(self, a: [f64; 8], b: [f64; 8]) -> ([f64; 8], [f64; 8]) {
         let pick = |j: usize| if j % 2 == 0 { a[j / 2] } else { b[j / 2] };
-        (
-            core::array::from_fn(pick),
-            core::array::from_fn(|j| pick(8 + j)),
-        )
+        (core::array::from_fn(pick), core::array::from_fn(|j| pick(8 + j)))
     }
 }

@@ -35,10 +35,7 @@ impl V3Ext for V3 {
     fn interleave_half(self, a: __m256d, b: __m256d) -> [__m256d; 2] {
         let l = self.avx._mm256_unpacklo_pd(a, b);
         let h = self.avx._mm256_unpackhi_pd(a, b);
-        [
-            self.avx._mm256_permute2f128_pd::<0x20>(l, h),
-            self.avx._mm256_permute2f128_pd::<0x31>(l, h),
-        ]
+        [self.avx._mm256_permute2f128_pd::<0x20>(l, h), self.avx._mm256_permute2f128_pd::<0x31>(l, h)]
     }
 }
 
@@ -79,10 +76,7 @@ impl Lanes for V3 {
         // SAFETY: `x` is 64 readable bytes; unaligned loads.
         unsafe {
             let p = x.as_ptr().cast::<__m256i>();
-            [
-                self.avx._mm256_loadu_si256(p),
-                self.avx._mm256_loadu_si256(p.add(1)),
-            ]
+            [self.avx._mm256_loadu_si256(p), self.avx._mm256_loadu_si256(p.add(1))]
         }
     }
     #[inline(always)]
@@ -101,18 +95,12 @@ impl Lanes for V3 {
     #[inline(always)]
     fn u64_shl<const N: u32>(self, a: Self::U) -> Self::U {
         let c = self.count(N);
-        [
-            self.avx2._mm256_sll_epi64(a[0], c),
-            self.avx2._mm256_sll_epi64(a[1], c),
-        ]
+        [self.avx2._mm256_sll_epi64(a[0], c), self.avx2._mm256_sll_epi64(a[1], c)]
     }
     #[inline(always)]
     fn u64_shr<const N: u32>(self, a: Self::U) -> Self::U {
         let c = self.count(N);
-        [
-            self.avx2._mm256_srl_epi64(a[0], c),
-            self.avx2._mm256_srl_epi64(a[1], c),
-        ]
+        [self.avx2._mm256_srl_epi64(a[0], c), self.avx2._mm256_srl_epi64(a[1], c)]
     }
     #[inline(always)]
     fn u64_rotl<const N: u32>(self, a: Self::U) -> Self::U {
@@ -136,18 +124,12 @@ impl Lanes for V3 {
     #[inline(always)]
     fn u32_shl<const N: u32>(self, a: Self::U) -> Self::U {
         let c = self.count(N);
-        [
-            self.avx2._mm256_sll_epi32(a[0], c),
-            self.avx2._mm256_sll_epi32(a[1], c),
-        ]
+        [self.avx2._mm256_sll_epi32(a[0], c), self.avx2._mm256_sll_epi32(a[1], c)]
     }
     #[inline(always)]
     fn u32_shr<const N: u32>(self, a: Self::U) -> Self::U {
         let c = self.count(N);
-        [
-            self.avx2._mm256_srl_epi32(a[0], c),
-            self.avx2._mm256_srl_epi32(a[1], c),
-        ]
+        [self.avx2._mm256_srl_epi32(a[0], c), self.avx2._mm256_srl_epi32(a[1], c)]
     }
 
     #[inline(always)]
@@ -158,12 +140,7 @@ impl Lanes for V3 {
     #[inline(always)]
     fn f32_load(self, x: &[f32; 16]) -> Self::F {
         // SAFETY: `x` is 16 readable f32.
-        unsafe {
-            [
-                self.avx._mm256_loadu_ps(x.as_ptr()),
-                self.avx._mm256_loadu_ps(x.as_ptr().add(8)),
-            ]
-        }
+        unsafe { [self.avx._mm256_loadu_ps(x.as_ptr()), self.avx._mm256_loadu_ps(x.as_ptr().add(8))] }
     }
     #[inline(always)]
     fn f32_store(self, x: &mut [f32; 16], v: Self::F) {
@@ -217,18 +194,12 @@ impl Lanes for V3 {
     fn f32_select_bit<const B: u32>(self, mask: Self::U, a: Self::F, b: Self::F) -> Self::F {
         // `blendv` reads the sign bit: move bit B there.
         let c = self.count(31 - B);
-        let m = self.f32_from_bits([
-            self.avx2._mm256_sll_epi32(mask[0], c),
-            self.avx2._mm256_sll_epi32(mask[1], c),
-        ]);
+        let m = self.f32_from_bits([self.avx2._mm256_sll_epi32(mask[0], c), self.avx2._mm256_sll_epi32(mask[1], c)]);
         halves!(self.avx._mm256_blendv_ps, b, a, m)
     }
     #[inline(always)]
     fn f32_exponent(self, a: Self::F) -> Self::F {
-        let biased = self.and(
-            self.u32_shr::<23>(self.f32_to_bits(a)),
-            self.u32_splat(0xff),
-        );
+        let biased = self.and(self.u32_shr::<23>(self.f32_to_bits(a)), self.u32_splat(0xff));
         self.f32_from_i32(self.u32_add(biased, self.u32_splat(-127_i32 as u32)))
     }
     #[inline(always)]
@@ -236,8 +207,7 @@ impl Lanes for V3 {
         let h = a[0];
         [
             self.avx._mm256_cvtps_pd(self.avx._mm256_castps256_ps128(h)),
-            self.avx
-                ._mm256_cvtps_pd(self.avx._mm256_extractf128_ps::<1>(h)),
+            self.avx._mm256_cvtps_pd(self.avx._mm256_extractf128_ps::<1>(h)),
         ]
     }
     #[inline(always)]
@@ -245,8 +215,7 @@ impl Lanes for V3 {
         let h = a[1];
         [
             self.avx._mm256_cvtps_pd(self.avx._mm256_castps256_ps128(h)),
-            self.avx
-                ._mm256_cvtps_pd(self.avx._mm256_extractf128_ps::<1>(h)),
+            self.avx._mm256_cvtps_pd(self.avx._mm256_extractf128_ps::<1>(h)),
         ]
     }
 
@@ -258,12 +227,7 @@ impl Lanes for V3 {
     #[inline(always)]
     fn f64_load(self, x: &[f64; 8]) -> Self::D {
         // SAFETY: `x` is 8 readable f64.
-        unsafe {
-            [
-                self.avx._mm256_loadu_pd(x.as_ptr()),
-                self.avx._mm256_loadu_pd(x.as_ptr().add(4)),
-            ]
-        }
+        unsafe { [self.avx._mm256_loadu_pd(x.as_ptr()), self.avx._mm256_loadu_pd(x.as_ptr().add(4))] }
     }
     #[inline(always)]
     fn f64_store(self, x: &mut [f64; 8], v: Self::D) {
@@ -308,28 +272,19 @@ impl Lanes for V3 {
     #[inline(always)]
     fn f64_select_bit<const B: u32>(self, mask: Self::U, a: Self::D, b: Self::D) -> Self::D {
         let c = self.count(63 - B);
-        let m = self.f64_from_bits([
-            self.avx2._mm256_sll_epi64(mask[0], c),
-            self.avx2._mm256_sll_epi64(mask[1], c),
-        ]);
+        let m = self.f64_from_bits([self.avx2._mm256_sll_epi64(mask[0], c), self.avx2._mm256_sll_epi64(mask[1], c)]);
         halves!(self.avx._mm256_blendv_pd, b, a, m)
     }
     #[inline(always)]
     fn f64_exponent(self, a: Self::D) -> Self::D {
         // 2⁵² + biased exponent, as bits, minus 2⁵² + 1023: exact.
-        let biased = self.and(
-            self.u64_shr::<52>(self.f64_to_bits(a)),
-            self.u64_splat(0x7ff),
-        );
+        let biased = self.and(self.u64_shr::<52>(self.f64_to_bits(a)), self.u64_splat(0x7ff));
         let magic = self.f64_from_bits(self.or(biased, self.u64_splat(0x4330_0000_0000_0000)));
         self.f64_sub(magic, self.f64_splat(4_503_599_627_370_496.0 + 1023.0))
     }
     #[inline(always)]
     fn f64_interleave(self, a: Self::D, b: Self::D) -> (Self::D, Self::D) {
         // Per half: unpack gives [a0,b0,a2,b2] and [a1,b1,a3,b3]; the 128-bit permutes reorder.
-        (
-            self.interleave_half(a[0], b[0]),
-            self.interleave_half(a[1], b[1]),
-        )
+        (self.interleave_half(a[0], b[0]), self.interleave_half(a[1], b[1]))
     }
 }

@@ -133,9 +133,7 @@ impl Lanes for V4 {
     }
     #[inline(always)]
     fn f32_select_bit<const B: u32>(self, mask: __m512i, a: __m512, b: __m512) -> __m512 {
-        let k = self
-            .avx512f
-            ._mm512_test_epi32_mask(mask, self.u32_splat(1 << B));
+        let k = self.avx512f._mm512_test_epi32_mask(mask, self.u32_splat(1 << B));
         self.avx512f._mm512_mask_blend_ps(k, b, a)
     }
     #[inline(always)]
@@ -144,13 +142,11 @@ impl Lanes for V4 {
     }
     #[inline(always)]
     fn f32_lo_to_f64(self, a: __m512) -> __m512d {
-        self.avx512f
-            ._mm512_cvtps_pd(self.avx512f._mm512_castps512_ps256(a))
+        self.avx512f._mm512_cvtps_pd(self.avx512f._mm512_castps512_ps256(a))
     }
     #[inline(always)]
     fn f32_hi_to_f64(self, a: __m512) -> __m512d {
-        self.avx512f
-            ._mm512_cvtps_pd(self.avx512dq._mm512_extractf32x8_ps::<1>(a))
+        self.avx512f._mm512_cvtps_pd(self.avx512dq._mm512_extractf32x8_ps::<1>(a))
     }
 
     #[inline(always)]
@@ -201,9 +197,7 @@ impl Lanes for V4 {
     }
     #[inline(always)]
     fn f64_select_bit<const B: u32>(self, mask: __m512i, a: __m512d, b: __m512d) -> __m512d {
-        let k = self
-            .avx512f
-            ._mm512_test_epi64_mask(mask, self.u64_splat(1 << B));
+        let k = self.avx512f._mm512_test_epi64_mask(mask, self.u64_splat(1 << B));
         self.avx512f._mm512_mask_blend_pd(k, b, a)
     }
     #[inline(always)]
@@ -215,9 +209,6 @@ impl Lanes for V4 {
         // Index j < 8 picks a[j], j ≥ 8 picks b[j - 8].
         let lo = self.avx512f._mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);
         let hi = self.avx512f._mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
-        (
-            self.avx512f._mm512_permutex2var_pd(a, lo, b),
-            self.avx512f._mm512_permutex2var_pd(a, hi, b),
-        )
+        (self.avx512f._mm512_permutex2var_pd(a, lo, b), self.avx512f._mm512_permutex2var_pd(a, hi, b))
     }
 }
