@@ -3,6 +3,7 @@
 # written like the paper's notebook (benches/peer/dae_torch.py), same workload (trimodal, d = 1000,
 # r = 2), one thread each, run back to back on this machine. Prints both rates and their ratio.
 #   bash benches/peer/dae_compare.sh [PYTHON]     # PYTHON: an interpreter with torch (default python3)
+# DAE_CPU=N pins both runs to core N (default 0).
 # torch from PyPI: `pip install torch` (the default index pulls the CUDA build, ~5 GB with its
 # dependencies; it runs on CPU here).
 set -euo pipefail
@@ -10,8 +11,8 @@ cd "$(dirname "$0")/../.."
 py="${1:-python3}"
 steps_rust="${DAE_BENCH_STEPS:-100000}"
 steps_peer="${DAE_PEER_STEPS:-5000}"
-rust_json="$(taskset -c 0 cargo bench -q --bench dae -- --json --steps "$steps_rust" 2>/dev/null | tail -1)"
-peer_json="$(OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c 0 "$py" benches/peer/dae_torch.py --steps "$steps_peer")"
+rust_json="$(taskset -c "${DAE_CPU:-0}" cargo bench -q --bench dae -- --json --steps "$steps_rust" 2>/dev/null | tail -1)"
+peer_json="$(OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c "${DAE_CPU:-0}" "$py" benches/peer/dae_torch.py --steps "$steps_peer")"
 echo "rust: $rust_json"
 echo "peer: $peer_json"
 python3 - "$rust_json" "$peer_json" <<'PY'

@@ -5,7 +5,7 @@
 //! never spawns threads; parallelism is across walkers).
 
 use super::Activation;
-use diffexp_kernels::Real;
+use diffexp_kernels::{Real, blas1, fused};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use serde::{Deserialize, Serialize};
@@ -118,8 +118,27 @@ impl<T: TwoLayerReal> TwoLayer<T> {
     /// ∇_W = x_t(σ'(h) ⊙ Vᵀe)ᵀ/d; ∂_c = eᵀx_t.
     #[track_caller]
     pub fn gradient_into(&self, x: &[T], xt: &[T], scratch: &mut TwoLayerScratch<T>, g: &mut TwoLayerGradient<T>) {
+        assert!(x.len() == self.d * scratch.b, "gradient: x must be d×B = {}×{}", self.d, scratch.b);
+        let mut e = std::mem::take(&mut scratch.e);
+        e.clear();
+        e.extend_from_slice(x);
+        fused::combine_and_project::<T, 0>(&mut e, -1.0, &[(self.c, xt)], []);
+        self.gradient_from_residual(&mut e, xt, scratch, g);
+        scratch.e = e;
+    }
+
+    /// [`Self::gradient_into`] given the residual r = c x_t − x in `e` (overwritten by the error
+    /// e = D(x_t) − x): the trainer forms r while each sample is still in cache and never keeps x.
+    #[track_caller]
+    pub fn gradient_from_residual(
+        &self,
+        e: &mut [T],
+        xt: &[T],
+        scratch: &mut TwoLayerScratch<T>,
+        g: &mut TwoLayerGradient<T>,
+    ) {
         let (d, k, b) = (self.d, self.k, scratch.b);
-        assert!(x.len() == d * b && xt.len() == d * b, "gradient: x and x_t must be d×B = {d}×{b}");
+        assert!(e.len() == d * b && xt.len() == d * b, "gradient: r and x_t must be d×B = {d}×{b}");
         assert!(g.grad_w.len() == d * k, "gradient: grad_w must be d×K = {d}×{k}");
         let isd = 1.0 / (d as f64).sqrt();
         // h = Wᵀx_t/√d, then σ(h) and σ'(h).
@@ -136,35 +155,25 @@ impl<T: TwoLayerReal> TwoLayer<T> {
             *s = T::from_f64(v);
             *sp = T::from_f64(dv);
         }
-        // e = c x_t + Vσ/√d − x.
-        let c = T::from_f64(self.c);
-        for i in 0..d * b {
-            scratch.e[i] = c * xt[i] - x[i];
-        }
+        // e = r + Vσ/√d.
         matmul(
-            mat_mut(&mut scratch.e, d, b),
+            mat_mut(e, d, b),
             Accum::Add,
             mat(self.readout(), d, k),
             mat(&scratch.sig, k, b),
             T::from_f64(isd),
             Par::Seq,
         );
-        let mut loss = 0.0;
-        let mut gc = 0.0;
-        for i in 0..d * b {
-            let e = scratch.e[i].to_f64();
-            loss += 0.5 * e * e;
-            gc += e * xt[i].to_f64();
-        }
+        // SIMD reductions: a scalar f64 loop here is a serial add chain and costs more than a product.
         let inv_b = 1.0 / b as f64;
-        g.loss = loss * inv_b;
-        g.grad_c = gc * inv_b;
+        g.loss = 0.5 * blas1::nrm2_sq(&*e) * inv_b;
+        g.grad_c = blas1::dot(&*e, xt) * inv_b;
         // χ = σ'(h) ⊙ (Rᵀe)·scale, R the read-out; tied scale 1/√d (ε), untied 1/d folded below.
         matmul(
             mat_mut(&mut scratch.chi, k, b),
             Accum::Replace,
             mat(self.readout(), d, k).transpose(),
-            mat(&scratch.e, d, b),
+            mat(&*e, d, b),
             T::from_f64(isd),
             Par::Seq,
         );
@@ -177,7 +186,7 @@ impl<T: TwoLayerReal> TwoLayer<T> {
                 matmul(
                     mat_mut(&mut g.grad_w, d, k),
                     Accum::Replace,
-                    mat(&scratch.e, d, b),
+                    mat(&*e, d, b),
                     mat(&scratch.sig, k, b).transpose(),
                     a,
                     Par::Seq,
@@ -196,7 +205,7 @@ impl<T: TwoLayerReal> TwoLayer<T> {
                 matmul(
                     mat_mut(&mut g.grad_v, d, k),
                     Accum::Replace,
-                    mat(&scratch.e, d, b),
+                    mat(&*e, d, b),
                     mat(&scratch.sig, k, b).transpose(),
                     a,
                     Par::Seq,

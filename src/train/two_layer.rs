@@ -7,7 +7,7 @@ use crate::model::{GaussianSurrogate, MixedCumulantModel};
 use crate::net::two_layer::{TwoLayer, TwoLayerGradient, TwoLayerReal, TwoLayerScratch, Tying};
 use crate::observe::EvalLosses;
 use crate::rng::ScalarRng;
-use diffexp_kernels::{NormalRng, blas1};
+use diffexp_kernels::{NormalRng, blas1, fused};
 use std::sync::Arc;
 
 /// One walker of a two-layer denoiser.
@@ -20,6 +20,7 @@ pub struct TwoLayerLearner<T: TwoLayerReal> {
     eta_w: f64,
     spherical: bool,
     batch: usize,
+    /// d×B clean samples while drawing, then the residuals c x_t − x the gradient starts from.
     x: Vec<T>,
     xt: Vec<T>,
     scratch: TwoLayerScratch<T>,
@@ -92,8 +93,14 @@ impl<T: TwoLayerReal> TwoLayerLearner<T> {
         }
     }
 
+    /// Draws the batch: per sample one fused pass for the shifted bulk x' = z + Σ c e and the noise ξ
+    /// (with ⟨v, x'⟩), then the whitening x = x' − κv, x_t = a x + s ξ, and the residual c x_t − x
+    /// into `x`'s buffer — four passes over one sample, all in cache.
     fn draw_batch(&mut self) {
         let d = self.net.d;
+        let model = Arc::clone(&self.model);
+        let sp = &model.spikes;
+        let (c_s, gvv, gvm, gvu) = (model.c_s, sp.gram[2][2], sp.gram[2][0], sp.gram[2][1]);
         for j in 0..self.batch {
             let a = if self.a_values.len() == 1 {
                 self.a_values[0]
@@ -102,10 +109,20 @@ impl<T: TwoLayerReal> TwoLayerLearner<T> {
             };
             let s = (1.0 - a * a).sqrt();
             let (x, xt) = (&mut self.x[j * d..(j + 1) * d], &mut self.xt[j * d..(j + 1) * d]);
-            self.model.sample_into(&mut self.latent, &mut self.normals, x);
-            self.normals.fill(xt);
-            blas1::scale(s, xt);
-            blas1::axpy(a, x, xt);
+            let sh = model.draw_shift(&mut self.latent);
+            let p = fused::draw_pair_and_project(
+                &mut self.normals,
+                x,
+                xt,
+                &[(sh.c_m, &sp.m), (sh.c_u, &sp.u), (sh.c_v, &sp.v)],
+                [&sp.v],
+            );
+            // κ = c_S⟨v, z⟩, as in the single-direction step.
+            let vz = p.x_dot[0] - sh.c_m * gvm - sh.c_u * gvu - sh.c_v * gvv;
+            blas1::axpy(-c_s * vz, &sp.v, x);
+            fused::combine_and_project::<T, 0>(xt, s, &[(a, &*x)], []);
+            // Only the residual c x_t − x is needed from here on; form it while x is in cache.
+            fused::combine_and_project::<T, 0>(x, -1.0, &[(self.net.c, &*xt)], []);
         }
     }
 }
@@ -113,7 +130,7 @@ impl<T: TwoLayerReal> TwoLayerLearner<T> {
 impl<T: TwoLayerReal> Learner for TwoLayerLearner<T> {
     fn step(&mut self) -> f64 {
         self.draw_batch();
-        self.net.gradient_into(&self.x, &self.xt, &mut self.scratch, &mut self.grad);
+        self.net.gradient_from_residual(&mut self.x, &self.xt, &mut self.scratch, &mut self.grad);
         let d = self.net.d;
         let eta = self.eta_w;
         if self.spherical {
