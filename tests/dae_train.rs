@@ -9,9 +9,9 @@ mod dae {
     use diffexp::dae::linalg::matmul;
     use diffexp::dae::net::Dae;
     use diffexp::dae::ode::{self, Expector, FieldParams, IsotropicOde, SpectralOde, b_closed_form, local_moments};
-    use diffexp::dae::target::{CovGaussian, Target, TargetLaw};
-    use diffexp::dae::train::{MemorySink, Trainer, data_streams};
-    use diffexp::kernels::NormalRng;
+    use diffexp::dae::target::{CovGaussian, Target, TargetLaw, pick_cluster};
+    use diffexp::dae::train::{MemorySink, Trainer, X1Source, data_streams};
+    use diffexp::kernels::{NormalRng, reference};
     use diffexp::net::Activation;
     use diffexp::rng::ScalarRng;
 
@@ -54,13 +54,19 @@ mod dae {
         }
     }
 
-    /// Replays the trainer's draws (cluster from the Latent stream, then x₁'s normals, then x₀'s).
+    /// Replays the trainer's draws: the cluster from the Latent stream, then for a unit-variance
+    /// mixture x₁'s and x₀'s normals in the fused pass's alternating blocks, else x₁'s then x₀'s.
     fn replay_draw(target: &Target, nrng: &mut NormalRng, srng: &mut ScalarRng, d: usize) -> (Vec<f64>, Vec<f64>) {
         let mut x1 = vec![0.0; d];
-        let mut z = vec![0.0; d];
-        target.sample_x1_into(nrng, srng, &mut x1, &mut z);
         let mut x0 = vec![0.0; d];
-        nrng.fill(&mut x0);
+        if let Some(mix) = target.unit_mixture() {
+            let c = pick_cluster(&mix.weights, srng);
+            reference::draw_pair_and_project::<f64, 0>(nrng, &mut x1, &mut x0, &[(1.0, &mix.centroids[c])], []);
+        } else {
+            let mut z = vec![0.0; d];
+            target.sample_x1_into(nrng, srng, &mut x1, &mut z);
+            nrng.fill(&mut x0);
+        }
         (x1, x0)
     }
 

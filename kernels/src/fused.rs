@@ -34,10 +34,13 @@ pub struct PairProjections<const P: usize> {
 /// Draws z, ξ ~ N(0, I_d) from `rng`, writes x = z + Σ_j c_j·e_j for `shift = [(c_j, e_j)]` into `x`
 /// and ξ into `xi`, and returns the projections of x and ξ on each probe plus their Gram matrix.
 ///
-/// The normals are drawn as `rng.fill(x)` then `rng.fill(xi)`, so the result equals that sequence of
-/// calls followed by the shifts, bit for bit up to the order of the accumulations.
-/// (`reference::draw_pair_and_project` is that sequence.) The shifts are applied in order as
-/// `x ← e_j·c_j + x` with one rounding each, as [`crate::blas1::axpy`] does.
+/// The normals come in the generator's 32-normal blocks, alternating between the two vectors: block
+/// 2i fills `x[32i..32i+32]` and block 2i + 1 fills `xi[32i..32i+32]` (a last partial block is drawn
+/// whole and its head kept, as [`NormalRng::fill`] does). One generator then serves both vectors, with
+/// no second state to hold in registers and no skip-ahead. The result equals `rng.fill` on those
+/// 32-element pieces in that order followed by the shifts, bit for bit up to the order of the
+/// accumulations (`reference::draw_pair_and_project` is that sequence). The shifts are applied in
+/// order as `x ← e_j·c_j + x` with one rounding each, as [`crate::blas1::axpy`] does.
 #[track_caller]
 pub fn draw_pair_and_project<T: Real, const P: usize>(
     rng: &mut NormalRng,
@@ -191,11 +194,8 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for DrawPair<'_, E, N, P> {
         let full_blocks = d / BLOCK;
         let base = full_blocks * BLOCK;
 
-        // x's normals are blocks 0..nb of the stream and ξ's blocks nb..2nb: run a second
-        // generator nb steps ahead, and leave the stream where ξ's generator ends.
-        let mut gx = Xoshiro::load(k, s);
-        let mut gxi = gx;
-        gxi.advance(k, d.div_ceil(BLOCK));
+        // Blocks alternate: x's block i, then ξ's block i, from one generator.
+        let mut stream = Xoshiro::load(k, s);
 
         // Whole blocks as chunks, and the rest (< BLOCK elements).
         let (x, x_rest) = x.split_at_mut(base);
@@ -217,8 +217,8 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for DrawPair<'_, E, N, P> {
         let mut acc = PairAcc { x_dot: [zero; P], xi_dot: [zero; P], xx: zero, xixi: zero, xxi: zero };
         let mut probe_v = [E::splat(k, E::default()); P];
         for b in 0..full_blocks {
-            let z = E::block(k, &mut gx);
-            let g = E::block(k, &mut gxi);
+            let z = E::block(k, &mut stream);
+            let g = E::block(k, &mut stream);
             for h in 0..E::PER_BLOCK {
                 let i = b * E::PER_BLOCK + h;
                 let mut xv = z[h];
@@ -241,8 +241,8 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for DrawPair<'_, E, N, P> {
         // The last, partial block: drawn whole, only its head kept (as `fill` does).
         let rest = d - base;
         if rest > 0 {
-            let z = E::block(k, &mut gx);
-            let g = E::block(k, &mut gxi);
+            let z = E::block(k, &mut stream);
+            let g = E::block(k, &mut stream);
             for h in 0..E::PER_BLOCK {
                 let (lo, hi) = (h * E::W, ((h + 1) * E::W).min(rest));
                 if lo >= hi {
@@ -260,7 +260,7 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for DrawPair<'_, E, N, P> {
                 accumulate_pair::<E, K, P>(k, &mut acc, xv, gv, &probe_v);
             }
         }
-        gxi.store(k, s);
+        stream.store(k, s);
 
         let mut out = PairProjections { x_dot: [0.0; P], xi_dot: [0.0; P], xx: 0.0, xixi: 0.0, xxi: 0.0 };
         for p in 0..P {

@@ -67,14 +67,6 @@ impl<K: Lanes> Xoshiro<K> {
     pub(crate) fn next(&mut self, k: K) -> (K::U, K::U) {
         (step(k, &mut self.a), step(k, &mut self.b))
     }
-
-    /// `n` steps, outputs discarded (the compiler drops the output arithmetic).
-    #[inline(always)]
-    pub(crate) fn advance(&mut self, k: K, n: usize) {
-        for _ in 0..n {
-            self.next(k);
-        }
-    }
 }
 
 /// xoshiro256++ (Blackman & Vigna): output `rotl(s0 + s3, 23) + s0`, then the linear update.

@@ -40,8 +40,13 @@ pub fn draw_pair_and_project<T: Real, const P: usize>(
     shift: &[(f64, &[T])],
     probes: [&[T]; P],
 ) -> crate::fused::PairProjections<P> {
-    rng.fill(x);
-    rng.fill(xi);
+    // The blocks alternate between x and ξ (32 normals each).
+    let block = crate::rng::BLOCK;
+    for lo in (0..x.len()).step_by(block) {
+        let hi = (lo + block).min(x.len());
+        rng.fill(&mut x[lo..hi]);
+        rng.fill(&mut xi[lo..hi]);
+    }
     for &(c, e) in shift {
         axpy(c, e, x);
     }

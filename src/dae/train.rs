@@ -220,7 +220,9 @@ impl<T: Real> Trainer<T> {
         &self.q_cal
     }
 
-    /// Draws (x₁, x₀) and the scalars pᵧ, p⁰ᵧ, ‖x₁‖², ‖x₀‖², x₁ᵀx₀.
+    /// Draws (x₁, x₀) and the scalars pᵧ, p⁰ᵧ, ‖x₁‖², ‖x₀‖², x₁ᵀx₀. A unit-variance mixture takes
+    /// the fused pass (x₁'s and x₀'s normals in alternating 32-normal blocks); any other source draws
+    /// x₁ then x₀ — the same law, a different use of the stream.
     #[inline]
     fn draw<S: X1Source>(&mut self, source: &S) -> (f64, f64, f64) {
         let (d, r) = (self.dae.d, self.dae.r);

@@ -450,8 +450,8 @@ mod tests {
                 for _ in 0..batch {
                     let sh = m.draw_shift(&mut latent);
                     let (mut x, mut xi) = (vec![0.0f64; d], vec![0.0f64; d]);
-                    normals.fill(&mut x);
-                    normals.fill(&mut xi);
+                    // The fused pass's stream layout: x's and ξ's 32-normal blocks alternate.
+                    diffexp_kernels::reference::draw_pair_and_project::<f64, 0>(&mut normals, &mut x, &mut xi, &[], []);
                     m.apply_shift(&sh, &mut x);
                     let xt: Vec<f64> = x.iter().zip(&xi).map(|(a_, b_)| a * a_ + s * b_).collect();
                     let net = SingleDirection { activation: act, b };
