@@ -129,6 +129,9 @@ pub struct SingleDirectionLearner<T: Real> {
     xs: Vec<Vec<T>>,
     /// Per (batch sample, level): ξ.
     xis: Vec<Vec<T>>,
+    /// Per batch sample and per ξ: the update's coefficients (kept to avoid allocating per step).
+    coef_x: Vec<f64>,
+    coef_xi: Vec<f64>,
     normals: NormalRng,
     latent: ScalarRng,
     eval_seed: u64,
@@ -175,6 +178,8 @@ impl<T: Real> SingleDirectionLearner<T> {
             overlaps: [0.0; 3],
             xs: (0..setup.batch).map(|_| vec![T::default(); d]).collect(),
             xis: (0..setup.batch * levels).map(|_| vec![T::default(); d]).collect(),
+            coef_x: vec![0.0; setup.batch],
+            coef_xi: vec![0.0; setup.batch * levels],
             normals: NormalRng::from_seed(setup.data_seed),
             latent: ScalarRng::from_seed(setup.latent_seed),
             eval_seed: setup.eval_seed,
@@ -198,31 +203,31 @@ impl<T: Real> SingleDirectionLearner<T> {
     pub fn weight(&self) -> Vec<f64> {
         self.w_raw.iter().map(|&x| x.to_f64() * self.scale).collect()
     }
-
-    fn draw_level(&mut self) -> f64 {
-        if self.a_values.len() == 1 {
-            self.a_values[0]
-        } else {
-            self.a_values[self.latent.below(self.a_values.len() as u64) as usize]
-        }
-    }
 }
 
 impl<T: Real> Learner for SingleDirectionLearner<T> {
     fn step(&mut self) -> f64 {
-        let model = Arc::clone(&self.model);
+        // Borrowed field by field: the model is read while the walker's buffers are written.
+        let model = &*self.model;
         let sp = &model.spikes;
         let (c_s, gvv, gvm, gvu) = (model.c_s, sp.gram[2][2], sp.gram[2][0], sp.gram[2][1]);
         let wv = self.overlaps[2];
         let weight = 1.0 / self.batch as f64;
         let nlev = if self.level_sum { self.a_values.len() } else { 1 };
-        // Accumulated over the batch: coefficients on w and v, loss, ∂_b.
+        // Accumulated over the batch: coefficients on w and v, loss, ∂_b; per-vector coefficients in
+        // buffers kept across steps (the step allocates nothing).
         let (mut cw, mut cv, mut loss, mut gb) = (0.0, 0.0, 0.0, 0.0);
-        let mut coef_x = vec![0.0; self.batch];
-        let mut coef_xi = vec![0.0; self.batch * nlev];
+        let (coef_x, coef_xi) = (&mut self.coef_x, &mut self.coef_xi);
+        coef_x.fill(0.0);
         for j in 0..self.batch {
             let sh = model.draw_shift(&mut self.latent);
-            let a0 = if self.level_sum { self.a_values[0] } else { self.draw_level() };
+            let a0 = if self.level_sum {
+                self.a_values[0]
+            } else if self.a_values.len() == 1 {
+                self.a_values[0]
+            } else {
+                self.a_values[self.latent.below(self.a_values.len() as u64) as usize]
+            };
             let p = fused::draw_pair_and_project(
                 &mut self.normals,
                 &mut self.xs[j],
@@ -235,10 +240,11 @@ impl<T: Real> Learner for SingleDirectionLearner<T> {
             let kappa = c_s * vz;
             let wx = p.x_dot[0] * self.scale - kappa * wv;
             let xx = p.xx - 2.0 * kappa * p.x_dot[1] + kappa * kappa * gvv;
+            let net = &self.net;
             let pair = |a: f64, wxi: f64, vxi: f64, xixi: f64, xpxi: f64| {
                 let s = (1.0 - a * a).sqrt();
                 let g = PairGram { wx, wxi, xx, xixi, xxi: xpxi - kappa * vxi };
-                single_direction_terms(&self.net, a, s, &g)
+                single_direction_terms(net, a, s, &g)
             };
             let mut add = |t: PairTerms, xi_slot: usize, cw: &mut f64, cv: &mut f64| {
                 loss += weight * t.loss;
@@ -260,18 +266,34 @@ impl<T: Real> Learner for SingleDirectionLearner<T> {
                 add(t, slot, &mut cw, &mut cv);
             }
         }
-        // w − η g with g = ∇ − ⟨w,∇⟩w; in raw storage w = scale·w_raw.
+        // w − η g with g = ∇ − ⟨w,∇⟩w; in raw storage w = scale·w_raw. The update's terms are the
+        // samples, the noises, then v; they are applied MAX_FUSED_TERMS at a time (the first call
+        // scales, the others multiply by 1, exactly), which is bit for bit the single combination.
         let eta = self.eta;
-        let alpha = self.scale * (1.0 - eta * cw);
-        let mut terms: Vec<(f64, &[T])> = Vec::with_capacity(self.batch * (nlev + 1) + 1);
-        for j in 0..self.batch {
-            terms.push((-eta * coef_x[j], &self.xs[j]));
-        }
-        for (slot, xi) in self.xis.iter().enumerate() {
-            terms.push((-eta * coef_xi[slot], xi));
-        }
-        terms.push((-eta * cv, &sp.v));
-        let (dots, n2) = fused::combine_and_project(&mut self.w_raw, alpha, &terms, [&sp.m, &sp.u, &sp.v]);
+        let n_terms = self.batch + self.xis.len() + 1;
+        let term = |i: usize| -> (f64, &[T]) {
+            if i < self.batch {
+                (-eta * self.coef_x[i], &self.xs[i])
+            } else if i < n_terms - 1 {
+                (-eta * self.coef_xi[i - self.batch], &self.xis[i - self.batch])
+            } else {
+                (-eta * cv, &sp.v)
+            }
+        };
+        let mut alpha = self.scale * (1.0 - eta * cw);
+        let mut from = 0;
+        let (dots, n2) = loop {
+            let to = (from + fused::MAX_FUSED_TERMS).min(n_terms);
+            let chunk: [(f64, &[T]); fused::MAX_FUSED_TERMS] =
+                std::array::from_fn(|k| if from + k < to { term(from + k) } else { (0.0, &sp.v[..]) });
+            let chunk = &chunk[..to - from];
+            if to == n_terms {
+                break fused::combine_and_project(&mut self.w_raw, alpha, chunk, [&sp.m, &sp.u, &sp.v]);
+            }
+            fused::combine_and_project::<T, 0>(&mut self.w_raw, alpha, chunk, []);
+            alpha = 1.0;
+            from = to;
+        };
         self.scale = 1.0 / n2.sqrt();
         self.overlaps = dots.map(|x| x * self.scale);
         if self.train_b {
