@@ -314,6 +314,318 @@ fn store_head<E: Elem, K: Lanes>(k: K, v: E::V<K>, out: &mut [E]) -> E::V<K> {
     E::load(k, &c)
 }
 
+/// What [`update_and_draw`] measured: the updated w's projections and norm, its products with the
+/// fresh pair, and the pair's own projections and Gram matrix.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UpdateDrawProjections<const P: usize> {
+    /// ⟨probe_p, w⟩ of the updated w.
+    pub w_dot: [f64; P],
+    /// ‖w‖² of the updated w.
+    pub ww: f64,
+    /// ⟨w, x⟩ and ⟨w, ξ⟩ (updated w, fresh pair).
+    pub wx: f64,
+    pub wxi: f64,
+    /// Projections of the fresh pair on the probes, and its Gram matrix.
+    pub pair: PairProjections<P>,
+}
+
+/// One step's only pass over d: applies the previous step's update to w, then draws the next pair.
+///
+/// With the previous pair still in `x` and `xi`, it sets
+/// w ← alpha·w + c_x·x + c_ξ·ξ + Σ_j c_j·t_j for `pair_coef = (c_x, c_ξ)` and `terms = [(c_j, t_j)]`,
+/// then overwrites x and ξ with a fresh pair exactly as [`draw_pair_and_project`] (same stream, same
+/// shifts), and returns every inner product the caller needs. The new w equals that of
+/// [`combine_and_project`] with terms `[(c_x, x), (c_ξ, ξ), terms…]`, bit for bit;
+/// `reference::update_and_draw` is that sequence of calls.
+///
+/// Deferring each update into the next step's draw means w, x and ξ are each read and written once
+/// per step instead of twice.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn update_and_draw<T: Real, const P: usize>(
+    rng: &mut NormalRng,
+    w: &mut [T],
+    alpha: f64,
+    pair_coef: (f64, f64),
+    terms: &[(f64, &[T])],
+    x: &mut [T],
+    xi: &mut [T],
+    shift: &[(f64, &[T])],
+    probes: [&[T]; P],
+) -> UpdateDrawProjections<P> {
+    let d = w.len();
+    assert!(
+        x.len() == d
+            && xi.len() == d
+            && terms.iter().all(|t| t.1.len() == d)
+            && shift.iter().all(|s| s.1.len() == d)
+            && probes.iter().all(|p| p.len() == d),
+        "update_and_draw: every vector must have length d = {d}"
+    );
+    if terms.len() > 1 || shift.len() > MAX_FUSED_TERMS {
+        return crate::reference::update_and_draw(rng, w, alpha, pair_coef, terms, x, xi, shift, probes);
+    }
+    if let (Some(w), Some(x), Some(xi)) = (same_mut::<T, f32>(w), same_mut::<T, f32>(x), same_mut::<T, f32>(xi)) {
+        update_draw_typed(rng, w, alpha, pair_coef, terms, x, xi, shift, probes)
+    } else if let (Some(w), Some(x), Some(xi)) =
+        (same_mut::<T, f64>(w), same_mut::<T, f64>(x), same_mut::<T, f64>(xi))
+    {
+        update_draw_typed(rng, w, alpha, pair_coef, terms, x, xi, shift, probes)
+    } else {
+        crate::reference::update_and_draw(rng, w, alpha, pair_coef, terms, x, xi, shift, probes)
+    }
+}
+
+/// [`update_and_draw`] once `T` is known to be `E`: picks the kernel for the term and shift counts.
+#[allow(clippy::too_many_arguments)]
+fn update_draw_typed<E: Elem, T: Real, const P: usize>(
+    rng: &mut NormalRng,
+    w: &mut [E],
+    alpha: f64,
+    pair_coef: (f64, f64),
+    terms: &[(f64, &[T])],
+    x: &mut [E],
+    xi: &mut [E],
+    shift: &[(f64, &[T])],
+    probes: [&[T]; P],
+) -> UpdateDrawProjections<P> {
+    #[allow(clippy::too_many_arguments)]
+    fn run<E: Elem, T: Real, const U: usize, const N: usize, const P: usize>(
+        rng: &mut NormalRng,
+        w: &mut [E],
+        alpha: f64,
+        pair_coef: (f64, f64),
+        terms: &[(f64, &[T])],
+        x: &mut [E],
+        xi: &mut [E],
+        shift: &[(f64, &[T])],
+        probes: [&[E]; P],
+    ) -> UpdateDrawProjections<P> {
+        let level = rng.simd_level();
+        let kernel = UpdateDraw::<E, U, N, P> {
+            s: rng.words_mut(),
+            w,
+            alpha: E::from_f64(alpha),
+            cx: E::from_f64(pair_coef.0),
+            cxi: E::from_f64(pair_coef.1),
+            terms: typed_terms::<T, E, U>(terms),
+            x,
+            xi,
+            shift: typed_terms::<T, E, N>(shift),
+            probes,
+        };
+        dispatch(level, kernel)
+    }
+    let probes = probes.map(|p| same::<T, E>(p).expect("same type"));
+    macro_rules! by_shift {
+        ($u:literal) => {
+            match shift.len() {
+                0 => run::<E, T, $u, 0, P>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
+                1 => run::<E, T, $u, 1, P>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
+                2 => run::<E, T, $u, 2, P>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
+                3 => run::<E, T, $u, 3, P>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
+                _ => run::<E, T, $u, MAX_FUSED_TERMS, P>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
+            }
+        };
+    }
+    if terms.is_empty() { by_shift!(0) } else { by_shift!(1) }
+}
+
+struct UpdateDraw<'a, E, const U: usize, const N: usize, const P: usize> {
+    s: &'a mut [[u64; LANES]; 4],
+    w: &'a mut [E],
+    alpha: E,
+    cx: E,
+    cxi: E,
+    terms: [(E, &'a [E]); U],
+    x: &'a mut [E],
+    xi: &'a mut [E],
+    shift: [(E, &'a [E]); N],
+    probes: [&'a [E]; P],
+}
+
+/// Running sums of [`update_and_draw`] beyond the pair's own.
+struct WAcc<A, const P: usize> {
+    w_dot: [A; P],
+    ww: A,
+    wx: A,
+    wxi: A,
+}
+
+impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateDraw<'_, E, U, N, P> {
+    type Output = UpdateDrawProjections<P>;
+
+    #[inline(always)]
+    fn run<K: Lanes>(self, k: K) -> UpdateDrawProjections<P> {
+        let Self { s, w, alpha, cx, cxi, terms, x, xi, shift, probes } = self;
+        let d = w.len();
+        let full_blocks = d / BLOCK;
+        let base = full_blocks * BLOCK;
+        let mut stream = Xoshiro::load(k, s);
+
+        let (a, cxv, cxiv) = (E::splat(k, alpha), E::splat(k, cx), E::splat(k, cxi));
+        let mut tcoef = [E::splat(k, E::default()); U];
+        for j in 0..U {
+            tcoef[j] = E::splat(k, terms[j].0);
+        }
+        let mut scoef = [E::splat(k, E::default()); N];
+        for j in 0..N {
+            scoef[j] = E::splat(k, shift[j].0);
+        }
+
+        // One element-block: update w from the old pair, then write the fresh pair.
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        fn element<E: Elem, K: Lanes, const U: usize, const N: usize, const P: usize>(
+            k: K,
+            (a, cxv, cxiv): (E::V<K>, E::V<K>, E::V<K>),
+            tv: [(E::V<K>, E::V<K>); U],
+            sv: [(E::V<K>, E::V<K>); N],
+            pv: &[E::V<K>; P],
+            (wv, xold, xiold): (E::V<K>, E::V<K>, E::V<K>),
+            (z, g): (E::V<K>, E::V<K>),
+            pacc: &mut PairAcc<E::Acc<K>, P>,
+            wacc: &mut WAcc<E::Acc<K>, P>,
+        ) -> (E::V<K>, E::V<K>) {
+            let mut wn = E::vmul(k, wv, a);
+            wn = E::fma(k, xold, cxv, wn);
+            wn = E::fma(k, xiold, cxiv, wn);
+            for (t, c) in tv {
+                wn = E::fma(k, t, c, wn);
+            }
+            let mut xv = z;
+            for (e, c) in sv {
+                xv = E::fma(k, e, c, xv);
+            }
+            for p in 0..P {
+                wacc.w_dot[p] = E::acc_fma(k, wacc.w_dot[p], pv[p], wn);
+            }
+            wacc.ww = E::acc_fma(k, wacc.ww, wn, wn);
+            wacc.wx = E::acc_fma(k, wacc.wx, wn, xv);
+            wacc.wxi = E::acc_fma(k, wacc.wxi, wn, g);
+            accumulate_pair::<E, K, P>(k, pacc, xv, g, pv);
+            (wn, xv)
+        }
+
+        let zero = E::acc_zero(k);
+        let mut pacc = PairAcc { x_dot: [zero; P], xi_dot: [zero; P], xx: zero, xixi: zero, xxi: zero };
+        let mut wacc = WAcc { w_dot: [zero; P], ww: zero, wx: zero, wxi: zero };
+        {
+            let wc = chunks_mut(&mut w[..base]).0;
+            let xc = chunks_mut(&mut x[..base]).0;
+            let xic = chunks_mut(&mut xi[..base]).0;
+            let term_c: [&[E::Chunk]; U] = core::array::from_fn(|j| chunks(&terms[j].1[..base]).0);
+            let shift_c: [&[E::Chunk]; N] = core::array::from_fn(|j| chunks(&shift[j].1[..base]).0);
+            let probe_c: [&[E::Chunk]; P] = core::array::from_fn(|p| chunks(&probes[p][..base]).0);
+            for b in 0..full_blocks {
+                let z = E::block(k, &mut stream);
+                let g = E::block(k, &mut stream);
+                for h in 0..E::PER_BLOCK {
+                    let i = b * E::PER_BLOCK + h;
+                    let tv = core::array::from_fn(|j| (E::load(k, &term_c[j][i]), tcoef[j]));
+                    let sv = core::array::from_fn(|j| (E::load(k, &shift_c[j][i]), scoef[j]));
+                    let pv = core::array::from_fn(|p| E::load(k, &probe_c[p][i]));
+                    let old = (E::load(k, &wc[i]), E::load(k, &xc[i]), E::load(k, &xic[i]));
+                    let (wn, xv) = element::<E, K, U, N, P>(
+                        k,
+                        (a, cxv, cxiv),
+                        tv,
+                        sv,
+                        &pv,
+                        old,
+                        (z[h], g[h]),
+                        &mut pacc,
+                        &mut wacc,
+                    );
+                    E::store(k, &mut wc[i], wn);
+                    E::store(k, &mut xc[i], xv);
+                    E::store(k, &mut xic[i], g[h]);
+                }
+                if (b + 1) % (FLUSH_FUSED / E::PER_BLOCK) == 0 {
+                    flush_pair::<E, K, P>(k, &mut pacc);
+                    flush_w::<E, K, P>(k, &mut wacc);
+                }
+            }
+        }
+
+        // The last, partial block: drawn whole, only its head kept; padded lanes are zero
+        // everywhere, so they add nothing.
+        let rest = d - base;
+        if rest > 0 {
+            let z = E::block(k, &mut stream);
+            let g = E::block(k, &mut stream);
+            for h in 0..E::PER_BLOCK {
+                let (lo, hi) = (base + h * E::W, (base + (h + 1) * E::W).min(d));
+                if lo >= hi {
+                    break;
+                }
+                let tv = core::array::from_fn(|j| (E::load(k, &padded(&terms[j].1[lo..hi])), tcoef[j]));
+                let sv = core::array::from_fn(|j| (E::load(k, &padded(&shift[j].1[lo..hi])), scoef[j]));
+                let pv = core::array::from_fn(|p| E::load(k, &padded(&probes[p][lo..hi])));
+                let old = (
+                    E::load(k, &padded(&w[lo..hi])),
+                    E::load(k, &padded(&x[lo..hi])),
+                    E::load(k, &padded(&xi[lo..hi])),
+                );
+                // Zero the fresh normals' padded lanes first, so that every product is zero there.
+                let gz = store_head(k, g[h], &mut xi[lo..hi]);
+                let zz = zero_tail::<E, K>(k, z[h], hi - lo);
+                let (wn, xv) = element::<E, K, U, N, P>(
+                    k,
+                    (a, cxv, cxiv),
+                    tv,
+                    sv,
+                    &pv,
+                    old,
+                    (zz, gz),
+                    &mut pacc,
+                    &mut wacc,
+                );
+                store_head(k, wn, &mut w[lo..hi]);
+                store_head(k, xv, &mut x[lo..hi]);
+            }
+        }
+        stream.store(k, s);
+
+        let mut pair = PairProjections { x_dot: [0.0; P], xi_dot: [0.0; P], xx: 0.0, xixi: 0.0, xxi: 0.0 };
+        let mut w_dot = [0.0; P];
+        for p in 0..P {
+            pair.x_dot[p] = E::acc_sum(k, pacc.x_dot[p]);
+            pair.xi_dot[p] = E::acc_sum(k, pacc.xi_dot[p]);
+            w_dot[p] = E::acc_sum(k, wacc.w_dot[p]);
+        }
+        pair.xx = E::acc_sum(k, pacc.xx);
+        pair.xixi = E::acc_sum(k, pacc.xixi);
+        pair.xxi = E::acc_sum(k, pacc.xxi);
+        UpdateDrawProjections {
+            w_dot,
+            ww: E::acc_sum(k, wacc.ww),
+            wx: E::acc_sum(k, wacc.wx),
+            wxi: E::acc_sum(k, wacc.wxi),
+            pair,
+        }
+    }
+}
+
+#[inline(always)]
+fn flush_w<E: Elem, K: Lanes, const P: usize>(k: K, acc: &mut WAcc<E::Acc<K>, P>) {
+    for p in 0..P {
+        acc.w_dot[p] = E::acc_flush(k, acc.w_dot[p]);
+    }
+    acc.ww = E::acc_flush(k, acc.ww);
+    acc.wx = E::acc_flush(k, acc.wx);
+    acc.wxi = E::acc_flush(k, acc.wxi);
+}
+
+/// `v` with lanes `n..` zeroed.
+#[inline(always)]
+fn zero_tail<E: Elem, K: Lanes>(k: K, v: E::V<K>, n: usize) -> E::V<K> {
+    let mut c = bytemuck::Zeroable::zeroed();
+    E::store(k, &mut c, v);
+    as_slice_mut::<E>(&mut c)[n..].fill(E::default());
+    E::load(k, &c)
+}
+
 struct Combine<'a, E, const N: usize, const P: usize> {
     w: &'a mut [E],
     alpha: E,
@@ -542,5 +854,85 @@ mod tests {
     #[test]
     fn combine_and_project_f64_matches_its_definition_on_every_level() {
         combine_all::<f64>();
+    }
+
+    fn check_update_draw<T: Real, const P: usize>(
+        level: SimdLevel,
+        d: usize,
+        n_terms: usize,
+        n_shift: usize,
+    ) -> (Vec<T>, Vec<T>, Vec<T>, UpdateDrawProjections<P>) {
+        let term_v: Vec<Vec<T>> = (0..n_terms).map(|j| normals(600 + j as u64, d)).collect();
+        let terms: Vec<(f64, &[T])> = term_v.iter().enumerate().map(|(j, t)| (0.02 - 0.01 * j as f64, &t[..])).collect();
+        let shift_v: Vec<Vec<T>> = (0..n_shift).map(|j| unit(700 + j as u64, d)).collect();
+        let shift: Vec<(f64, &[T])> = shift_v.iter().enumerate().map(|(j, e)| (1.5 - 0.7 * j as f64, &e[..])).collect();
+        let probe_v: Vec<Vec<T>> = (0..P).map(|p| unit(800 + p as u64, d)).collect();
+        let probes: [&[T]; P] = core::array::from_fn(|p| &probe_v[p][..]);
+        // The previous pair in the buffers, a unit w, a generator mid-stream.
+        let (x0, xi0, w0): (Vec<T>, Vec<T>, Vec<T>) = (normals(900, d), normals(901, d), unit(902, d));
+        let mut rng = NormalRng::from_seed(d as u64 + 11).with_simd_level(level);
+        rng.fill(&mut [T::default(); 40]);
+        let mut rng_ref = rng.clone();
+
+        let (mut w, mut x, mut xi) = (w0.clone(), x0.clone(), xi0.clone());
+        let got = update_and_draw(&mut rng, &mut w, 0.97, (-0.03, 0.05), &terms, &mut x, &mut xi, &shift, probes);
+        let (mut w_ref, mut x_ref, mut xi_ref) = (w0, x0, xi0);
+        let want = reference::update_and_draw(
+            &mut rng_ref,
+            &mut w_ref,
+            0.97,
+            (-0.03, 0.05),
+            &terms,
+            &mut x_ref,
+            &mut xi_ref,
+            &shift,
+            probes,
+        );
+
+        let what = format!("{} d={d} terms={n_terms} shifts={n_shift} P={P} {level:?}", T::NAME);
+        let same_bits = |a: &[T], b: &[T]| a.iter().zip(b).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits());
+        assert!(same_bits(&w, &w_ref), "w differs: {what}");
+        assert!(same_bits(&x, &x_ref), "x differs: {what}");
+        assert!(same_bits(&xi, &xi_ref), "ξ differs: {what}");
+        assert_eq!(rng.state(), rng_ref.state(), "stream position: {what}");
+        for (p, probe) in probes.iter().enumerate() {
+            assert_dot(got.w_dot[p], want.w_dot[p], probe, &w, &format!("w_dot[{p}] {what}"));
+            assert_dot(got.pair.x_dot[p], want.pair.x_dot[p], probe, &x, &format!("x_dot[{p}] {what}"));
+            assert_dot(got.pair.xi_dot[p], want.pair.xi_dot[p], probe, &xi, &format!("xi_dot[{p}] {what}"));
+        }
+        assert_dot(got.ww, want.ww, &w, &w, &format!("ww {what}"));
+        assert_dot(got.wx, want.wx, &w, &x, &format!("wx {what}"));
+        assert_dot(got.wxi, want.wxi, &w, &xi, &format!("wxi {what}"));
+        assert_dot(got.pair.xx, want.pair.xx, &x, &x, &format!("xx {what}"));
+        assert_dot(got.pair.xixi, want.pair.xixi, &xi, &xi, &format!("xixi {what}"));
+        assert_dot(got.pair.xxi, want.pair.xxi, &x, &xi, &format!("xxi {what}"));
+        (w, x, xi, got)
+    }
+
+    fn update_draw_all<T: Real>() {
+        let levels = SimdLevel::available();
+        for d in LENGTHS {
+            for n_terms in 0..=2 {
+                for n_shift in [0, 1, 3, MAX_FUSED_TERMS + 1] {
+                    let first = check_update_draw::<T, 3>(levels[0], d, n_terms, n_shift);
+                    for &level in &levels[1..] {
+                        let other = check_update_draw::<T, 3>(level, d, n_terms, n_shift);
+                        assert!(first == other, "{} d={d}: {:?} and {level:?} differ", T::NAME, levels[0]);
+                    }
+                }
+            }
+            check_update_draw::<T, 0>(levels[0], d, 1, 2);
+        }
+    }
+
+    /// The merged pass equals the combine pass followed by the draw pass, on every SIMD level.
+    #[test]
+    fn update_and_draw_f32_matches_its_definition_on_every_level() {
+        update_draw_all::<f32>();
+    }
+
+    #[test]
+    fn update_and_draw_f64_matches_its_definition_on_every_level() {
+        update_draw_all::<f64>();
     }
 }

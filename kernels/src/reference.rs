@@ -73,3 +73,24 @@ pub fn combine_and_project<T: Real, const P: usize>(
     }
     (probes.map(|p| dot(p, w)), dot(w, w))
 }
+
+/// [`crate::fused::update_and_draw`] as its documented sequence of calls.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn update_and_draw<T: Real, const P: usize>(
+    rng: &mut NormalRng,
+    w: &mut [T],
+    alpha: f64,
+    pair_coef: (f64, f64),
+    terms: &[(f64, &[T])],
+    x: &mut [T],
+    xi: &mut [T],
+    shift: &[(f64, &[T])],
+    probes: [&[T]; P],
+) -> crate::fused::UpdateDrawProjections<P> {
+    let mut all: Vec<(f64, &[T])> = vec![(pair_coef.0, &*x), (pair_coef.1, &*xi)];
+    all.extend_from_slice(terms);
+    let (w_dot, ww) = combine_and_project(w, alpha, &all, probes);
+    let pair = draw_pair_and_project(rng, x, xi, shift, probes);
+    crate::fused::UpdateDrawProjections { w_dot, ww, wx: dot(w, x), wxi: dot(w, xi), pair }
+}
