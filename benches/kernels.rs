@@ -95,7 +95,7 @@ fn dot_axpy(c: &mut Criterion) {
 
 /// The shapes of an online SGD step on the mixed cumulant model: two shift vectors (a sample's
 /// u- and v-parts), three probes (m, u, v) in the draw pass; two update terms and three probes in
-/// the combine pass.
+/// the combine pass; both in the merged pass.
 fn fused_passes<T: Real>(c: &mut Criterion, name: &str) {
     let mut g = configured(c, &format!("draw_pair_and_project/{name}"));
     for d in DIMS {
@@ -117,6 +117,32 @@ fn fused_passes<T: Real>(c: &mut Criterion, name: &str) {
         let mut w: Vec<T> = unit(7, d);
         g.bench_with_input(BenchmarkId::from_parameter(d), &d, |bch, _| {
             bch.iter(|| fused::combine_and_project(&mut w, 1.0, &[(1e-6, &x), (-1e-6, &xi)], [&m, &u, &v]))
+        });
+    }
+    g.finish();
+
+    // The one-pass step of large d: the previous update (pair + v), then the next pair.
+    let mut g = configured(c, &format!("update_and_draw/{name}"));
+    for d in DIMS {
+        g.throughput(Throughput::Elements(d as u64));
+        let (m, u, v): (Vec<T>, Vec<T>, Vec<T>) = (unit(1, d), unit(2, d), unit(3, d));
+        let (mut x, mut xi): (Vec<T>, Vec<T>) = (normals(5, d), normals(6, d));
+        let mut w: Vec<T> = unit(7, d);
+        let mut rng = NormalRng::from_seed(4);
+        g.bench_with_input(BenchmarkId::from_parameter(d), &d, |bch, _| {
+            bch.iter(|| {
+                fused::update_and_draw(
+                    &mut rng,
+                    &mut w,
+                    1.0,
+                    (1e-6, -1e-6),
+                    &[(1e-7, &v)],
+                    &mut x,
+                    &mut xi,
+                    &[(0.7, &u), (-0.3, &v)],
+                    [&m, &u, &v],
+                )
+            })
         });
     }
     g.finish();
