@@ -367,8 +367,7 @@ pub fn update_and_draw<T: Real, const P: usize>(
     }
     if let (Some(w), Some(x), Some(xi)) = (same_mut::<T, f32>(w), same_mut::<T, f32>(x), same_mut::<T, f32>(xi)) {
         update_draw_typed(rng, w, alpha, pair_coef, terms, x, xi, shift, probes)
-    } else if let (Some(w), Some(x), Some(xi)) =
-        (same_mut::<T, f64>(w), same_mut::<T, f64>(x), same_mut::<T, f64>(xi))
+    } else if let (Some(w), Some(x), Some(xi)) = (same_mut::<T, f64>(w), same_mut::<T, f64>(x), same_mut::<T, f64>(xi))
     {
         update_draw_typed(rng, w, alpha, pair_coef, terms, x, xi, shift, probes)
     } else {
@@ -570,17 +569,8 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateD
                 // Zero the fresh normals' padded lanes first, so that every product is zero there.
                 let gz = store_head(k, g[h], &mut xi[lo..hi]);
                 let zz = zero_tail::<E, K>(k, z[h], hi - lo);
-                let (wn, xv) = element::<E, K, U, N, P>(
-                    k,
-                    (a, cxv, cxiv),
-                    tv,
-                    sv,
-                    &pv,
-                    old,
-                    (zz, gz),
-                    &mut pacc,
-                    &mut wacc,
-                );
+                let (wn, xv) =
+                    element::<E, K, U, N, P>(k, (a, cxv, cxiv), tv, sv, &pv, old, (zz, gz), &mut pacc, &mut wacc);
                 store_head(k, wn, &mut w[lo..hi]);
                 store_head(k, xv, &mut x[lo..hi]);
             }
@@ -863,7 +853,8 @@ mod tests {
         n_shift: usize,
     ) -> (Vec<T>, Vec<T>, Vec<T>, UpdateDrawProjections<P>) {
         let term_v: Vec<Vec<T>> = (0..n_terms).map(|j| normals(600 + j as u64, d)).collect();
-        let terms: Vec<(f64, &[T])> = term_v.iter().enumerate().map(|(j, t)| (0.02 - 0.01 * j as f64, &t[..])).collect();
+        let terms: Vec<(f64, &[T])> =
+            term_v.iter().enumerate().map(|(j, t)| (0.02 - 0.01 * j as f64, &t[..])).collect();
         let shift_v: Vec<Vec<T>> = (0..n_shift).map(|j| unit(700 + j as u64, d)).collect();
         let shift: Vec<(f64, &[T])> = shift_v.iter().enumerate().map(|(j, e)| (1.5 - 0.7 * j as f64, &e[..])).collect();
         let probe_v: Vec<Vec<T>> = (0..P).map(|p| unit(800 + p as u64, d)).collect();
