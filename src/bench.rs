@@ -127,7 +127,7 @@ pub fn run(dims: &[usize], secs: f64) -> BenchReport {
                 }
             })
         });
-        (walkers as u64 * steps_each) as f64 / t.elapsed().as_secs_f64()
+        (walkers * steps_each) as f64 / t.elapsed().as_secs_f64()
     };
     let s1 = sps(1);
     let s2 = sps(2);

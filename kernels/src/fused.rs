@@ -496,8 +496,8 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateD
             for (e, c) in sv {
                 xv = E::fma(k, e, c, xv);
             }
-            for p in 0..P {
-                wacc.w_dot[p] = E::acc_fma(k, wacc.w_dot[p], pv[p], wn);
+            for (acc, &probe) in wacc.w_dot.iter_mut().zip(pv) {
+                *acc = E::acc_fma(k, *acc, probe, wn);
             }
             wacc.ww = E::acc_fma(k, wacc.ww, wn, wn);
             wacc.wx = E::acc_fma(k, wacc.wx, wn, xv);
@@ -578,12 +578,11 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateD
         stream.store(k, s);
 
         let mut pair = PairProjections { x_dot: [0.0; P], xi_dot: [0.0; P], xx: 0.0, xixi: 0.0, xxi: 0.0 };
-        let mut w_dot = [0.0; P];
         for p in 0..P {
             pair.x_dot[p] = E::acc_sum(k, pacc.x_dot[p]);
             pair.xi_dot[p] = E::acc_sum(k, pacc.xi_dot[p]);
-            w_dot[p] = E::acc_sum(k, wacc.w_dot[p]);
         }
+        let w_dot = wacc.w_dot.map(|a| E::acc_sum(k, a));
         pair.xx = E::acc_sum(k, pacc.xx);
         pair.xixi = E::acc_sum(k, pacc.xixi);
         pair.xxi = E::acc_sum(k, pacc.xxi);
