@@ -117,6 +117,11 @@ pub fn single_direction_terms_with<S: StepScalar, A: Sigma<S>>(
 /// shorter loops keep more in registers.
 pub const MERGED_MIN_DIM: usize = 16_384;
 
+/// The noise level of one sample: the only one, or one drawn uniformly from the latent stream.
+pub(super) fn draw_level(a_values: &[f64], latent: &mut ScalarRng) -> f64 {
+    if a_values.len() == 1 { a_values[0] } else { a_values[latent.below(a_values.len() as u64) as usize] }
+}
+
 /// w_raw ← alpha·w_raw + cx·x' + cxi·ξ + cv·v, with (x', ξ) the pair in the walker's buffers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct PendingUpdate {
@@ -252,11 +257,7 @@ impl<T: Real> SingleDirectionLearner<T> {
         let (c_s, gvv, gvm, gvu) = (model.c_s, sp.gram[2][2], sp.gram[2][0], sp.gram[2][1]);
         let u = self.pending.take().unwrap_or(PendingUpdate { alpha: 1.0, cx: 0.0, cxi: 0.0, cv: 0.0 });
         let sh = model.draw_shift(&mut self.latent);
-        let a = if self.a_values.len() == 1 {
-            self.a_values[0]
-        } else {
-            self.a_values[self.latent.below(self.a_values.len() as u64) as usize]
-        };
+        let a = draw_level(&self.a_values, &mut self.latent);
         let r = fused::update_and_draw(
             &mut self.normals,
             &mut self.w_raw,
@@ -334,13 +335,7 @@ impl<T: Real> Learner for SingleDirectionLearner<T> {
         coef_x.fill(0.0);
         for j in 0..self.batch {
             let sh = model.draw_shift(&mut self.latent);
-            let a0 = if self.level_sum {
-                self.a_values[0]
-            } else if self.a_values.len() == 1 {
-                self.a_values[0]
-            } else {
-                self.a_values[self.latent.below(self.a_values.len() as u64) as usize]
-            };
+            let a0 = if self.level_sum { self.a_values[0] } else { draw_level(&self.a_values, &mut self.latent) };
             let p = fused::draw_pair_and_project(
                 &mut self.normals,
                 &mut self.xs[j],

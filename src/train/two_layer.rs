@@ -102,11 +102,7 @@ impl<T: TwoLayerReal> TwoLayerLearner<T> {
         let sp = &model.spikes;
         let (c_s, gvv, gvm, gvu) = (model.c_s, sp.gram[2][2], sp.gram[2][0], sp.gram[2][1]);
         for j in 0..self.batch {
-            let a = if self.a_values.len() == 1 {
-                self.a_values[0]
-            } else {
-                self.a_values[self.latent.below(self.a_values.len() as u64) as usize]
-            };
+            let a = super::single::draw_level(&self.a_values, &mut self.latent);
             let s = (1.0 - a * a).sqrt();
             let (x, xt) = (&mut self.x[j * d..(j + 1) * d], &mut self.xt[j * d..(j + 1) * d]);
             let sh = model.draw_shift(&mut self.latent);
