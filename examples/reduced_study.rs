@@ -1,13 +1,18 @@
 //! Exponent measurement with the reduced engine, one d at a time with a checkpoint per d.
 //!
 //! ```text
-//! cargo run --release --example reduced_study -- CONFIG --out DIR [--dims 16,32,…] [--threads N] [--walkers N] [--ref-power P]
+//! cargo run --release --example reduced_study -- CONFIG --out DIR [--dims 16,32,…] [--threads N] [--walkers N]
+//!     [--ref-power P] [--stop-after SECONDS] [--snapshot-every SECONDS]
 //! ```
 //!
-//! For every d of the study it runs all walkers (`study::run_jobs`, the reduced engine's lane
-//! scheduler) and writes `DIR/walkers_d<d>.json` (per-walker recovery times and step counts); a d
-//! whose file exists is not run again, so an interrupted study resumes where it stopped. Then it
-//! writes, over every d done so far:
+//! For every d of the study it runs all walkers (the reduced engine's lane scheduler) and writes
+//! `DIR/walkers_d<d>.json` (per-walker recovery times and step counts); a d whose file exists is
+//! not run again. While a d runs, `DIR/partial_d<d>/` holds one file per walker: its result once
+//! it finished, else a snapshot of its state, refreshed every `--snapshot-every` seconds (default
+//! 600) and when `--stop-after` seconds of wall time have passed. Rerunning the same command
+//! continues every walker from its snapshot with the numbers it would have drawn anyway, so a d
+//! that takes longer than one sitting (d ≥ 512) is run in several, and a killed run loses at most
+//! one snapshot interval. Then it writes, over every d done so far:
 //!
 //! - `DIR/summary.json`: the config, the git commit, `study::summarise` (median n*, success
 //!   fractions, OLS slope with its 2000-replicate bootstrap CI, log-corrected slope, ratios
@@ -18,6 +23,7 @@
 
 use diffexp::config::Config;
 use diffexp::observe::RecoveryTracker;
+use diffexp::reduced::schedule::{self, LaneControl, WalkerSnapshot};
 use diffexp::rng::{ScalarRng, StreamKind};
 use diffexp::study::fit::{ScalingFit, fit_scaling};
 use diffexp::study::recovery::RecoverySample;
@@ -26,7 +32,8 @@ use diffexp::train::WalkerOutcome;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 #[derive(Serialize, Deserialize)]
 struct WalkerRow {
@@ -46,6 +53,39 @@ struct DimFile {
     cpu_seconds: f64,
     total_steps: u64,
     walkers: Vec<WalkerRow>,
+}
+
+/// One walker's file in `partial_d<d>/`.
+#[derive(Serialize, Deserialize)]
+enum PartialWalker {
+    Done(WalkerRow),
+    Suspended(Box<WalkerSnapshot>),
+}
+
+/// `partial_d<d>/time.json`: the time spent on this d in earlier sittings.
+#[derive(Serialize, Deserialize, Default)]
+struct PartialTime {
+    wall_seconds: f64,
+    cpu_seconds: f64,
+    sittings: u32,
+}
+
+/// Writes `value` as JSON to `path` through a temporary file and a rename, so the file is always
+/// either the old or the new one.
+fn write_atomic<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(value)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn row_of(r: &WalkerResult) -> WalkerRow {
+    WalkerRow {
+        walker: r.walker,
+        steps: r.outcome.steps,
+        first: r.outcome.recovery.first,
+        diverged: r.outcome.diverged.clone(),
+    }
 }
 
 /// User + system CPU seconds of this process (Linux; NaN elsewhere).
@@ -71,6 +111,8 @@ struct Args {
     walkers: Option<usize>,
     /// Power p of the reference d^p in the figure's second panel (default: the rounded slope).
     ref_power: Option<f64>,
+    stop_after: Option<f64>,
+    snapshot_every: f64,
 }
 
 fn parse_args() -> Args {
@@ -82,6 +124,8 @@ fn parse_args() -> Args {
         threads: 0,
         walkers: None,
         ref_power: None,
+        stop_after: None,
+        snapshot_every: 600.0,
     };
     while let Some(x) = it.next() {
         match x.as_str() {
@@ -94,6 +138,10 @@ fn parse_args() -> Args {
             "--threads" => a.threads = it.next().expect("--threads N").parse().expect("integer"),
             "--walkers" => a.walkers = Some(it.next().expect("--walkers N").parse().expect("integer")),
             "--ref-power" => a.ref_power = Some(it.next().expect("--ref-power P").parse().expect("number")),
+            "--stop-after" => a.stop_after = Some(it.next().expect("--stop-after SECONDS").parse().expect("number")),
+            "--snapshot-every" => {
+                a.snapshot_every = it.next().expect("--snapshot-every SECONDS").parse().expect("number")
+            }
             _ => a.config = PathBuf::from(x),
         }
     }
@@ -140,23 +188,10 @@ fn main() -> anyhow::Result<()> {
             }
         }
         eprintln!("d = {d}: running {} walkers (budget {} samples each)", cfg.train.walkers, cfg.train.max_samples(d));
-        let (t0, c0) = (Instant::now(), cpu_seconds());
-        let results = pool.install(|| study::run_jobs(&cfg, &[d], false, &|_| {}));
-        let f = DimFile {
-            d,
-            git_commit: commit.clone(),
-            wall_seconds: t0.elapsed().as_secs_f64(),
-            cpu_seconds: cpu_seconds() - c0,
-            total_steps: results.iter().map(|r| r.outcome.steps).sum(),
-            walkers: results
-                .iter()
-                .map(|r| WalkerRow {
-                    walker: r.walker,
-                    steps: r.outcome.steps,
-                    first: r.outcome.recovery.first,
-                    diverged: r.outcome.diverged.clone(),
-                })
-                .collect(),
+        let Some(f) = run_dim(&cfg, d, &args, &pool, commit.clone())? else {
+            // Suspended: report what is complete and stop; the next run continues this d.
+            write_report(&cfg, &done, &args.out, args.ref_power)?;
+            return Ok(());
         };
         eprintln!(
             "  {:.1} s wall, {:.1} s CPU, {:.3e} walker-steps, {:.3e} steps per CPU second",
@@ -166,11 +201,122 @@ fn main() -> anyhow::Result<()> {
             f.total_steps as f64 / f.cpu_seconds
         );
         std::fs::write(&path, serde_json::to_string(&f)?)?;
+        let partial = args.out.join(format!("partial_d{d}"));
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial)?;
+        }
         done.push(f);
         write_report(&cfg, &done, &args.out, args.ref_power)?;
     }
     write_report(&cfg, &done, &args.out, args.ref_power)?;
     Ok(())
+}
+
+/// Runs (or continues) every walker at d; `None` when `--stop-after` suspended the run first.
+fn run_dim(
+    cfg: &Config,
+    d: usize,
+    args: &Args,
+    pool: &rayon::ThreadPool,
+    commit: Option<String>,
+) -> anyhow::Result<Option<DimFile>> {
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let n = cfg.train.walkers as u64;
+    if !schedule::lanes_apply(cfg) {
+        // One job per walker, no snapshots: the whole d in one sitting.
+        let results = pool.install(|| study::run_jobs(cfg, &[d], false, &|_| {}));
+        return Ok(Some(DimFile {
+            d,
+            git_commit: commit,
+            wall_seconds: t0.elapsed().as_secs_f64(),
+            cpu_seconds: cpu_seconds() - c0,
+            total_steps: results.iter().map(|r| r.outcome.steps).sum(),
+            walkers: results.iter().map(row_of).collect(),
+        }));
+    }
+    let dir = args.out.join(format!("partial_d{d}"));
+    std::fs::create_dir_all(&dir)?;
+    let walker_path = |w: u64| dir.join(format!("w{w}.json"));
+    let time_path = dir.join("time.json");
+    let earlier: PartialTime = match std::fs::read(&time_path) {
+        Ok(b) => serde_json::from_slice(&b)?,
+        Err(_) => PartialTime::default(),
+    };
+    let mut rows: Vec<Option<WalkerRow>> = (0..n).map(|_| None).collect();
+    let mut resume = Vec::new();
+    for w in 0..n {
+        let Ok(bytes) = std::fs::read(walker_path(w)) else { continue };
+        match serde_json::from_slice(&bytes)? {
+            PartialWalker::Done(r) => rows[w as usize] = Some(r),
+            PartialWalker::Suspended(s) => resume.push(*s),
+        }
+    }
+    let to_run: Vec<u64> = (0..n).filter(|&w| rows[w as usize].is_none()).collect();
+    eprintln!(
+        "  {} walkers finished earlier, {} resume from snapshots (sitting {})",
+        n as usize - to_run.len(),
+        resume.len(),
+        earlier.sittings + 1
+    );
+    let time_now = || PartialTime {
+        wall_seconds: earlier.wall_seconds + t0.elapsed().as_secs_f64(),
+        cpu_seconds: earlier.cpu_seconds + (cpu_seconds() - c0),
+        sittings: earlier.sittings + 1,
+    };
+    // A walker's snapshot and its result come from the same thread in that order, so a result
+    // is never overwritten by a snapshot.
+    let on_done = |r: &WalkerResult| {
+        write_atomic(&walker_path(r.walker), &PartialWalker::Done(row_of(r))).expect("write a walker's result");
+    };
+    let on_snapshot = |s: WalkerSnapshot| {
+        write_atomic(&walker_path(s.walker), &PartialWalker::Suspended(Box::new(s))).expect("write a walker snapshot");
+    };
+    let control = LaneControl::new(&on_done, &on_snapshot);
+    let finished = AtomicBool::new(false);
+    let results = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut last = Instant::now();
+            while !finished.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                if args.stop_after.is_some_and(|s| t0.elapsed().as_secs_f64() >= s) {
+                    control.stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                if last.elapsed().as_secs_f64() >= args.snapshot_every {
+                    last = Instant::now();
+                    control.snapshot_epoch.fetch_add(1, Ordering::Relaxed);
+                    write_atomic(&time_path, &time_now()).expect("write time.json");
+                }
+            }
+        });
+        let r = pool.install(|| schedule::run_walkers(cfg, d, &to_run, resume, &control));
+        finished.store(true, Ordering::Relaxed);
+        r
+    });
+    for (w, r) in to_run.iter().zip(&results) {
+        if let Some(r) = r {
+            rows[*w as usize] = Some(row_of(r));
+        }
+    }
+    let time = time_now();
+    write_atomic(&time_path, &time)?;
+    if rows.iter().any(|r| r.is_none()) {
+        eprintln!(
+            "  suspended after {:.0} s: {} of {n} walkers finished; rerun the same command to continue",
+            t0.elapsed().as_secs_f64(),
+            rows.iter().filter(|r| r.is_some()).count()
+        );
+        return Ok(None);
+    }
+    let walkers: Vec<WalkerRow> = rows.into_iter().map(|r| r.expect("every walker finished")).collect();
+    Ok(Some(DimFile {
+        d,
+        git_commit: commit,
+        wall_seconds: time.wall_seconds,
+        cpu_seconds: time.cpu_seconds,
+        total_steps: walkers.iter().map(|w| w.steps).sum(),
+        walkers,
+    }))
 }
 
 fn results_of(cfg: &Config, files: &[DimFile]) -> Vec<WalkerResult> {

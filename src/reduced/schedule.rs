@@ -9,6 +9,11 @@
 //! Lanes are bound to one d. Jobs are taken largest d first; when the queue holds no more jobs at
 //! a group's d and at most half of its lanes are busy, the group moves its walkers to a group of
 //! half the width, so the last slow walkers do not drag idle lanes along.
+//!
+//! A long run can be suspended and resumed ([`run_walkers`] with a [`LaneControl`]): on request
+//! every group hands out a [`WalkerSnapshot`] of each walker it runs (periodically, and when told
+//! to stop), and a walker started from its snapshot continues with exactly the numbers it would
+//! have drawn without the interruption.
 
 use super::frame::P;
 use super::lanes::Lanes;
@@ -17,12 +22,15 @@ use super::streams::WalkerStreams;
 use super::{ReducedLearner, build_learner, single_setup};
 use crate::config::{Config, DenoiserKind};
 use crate::observe::{Record, RecoveryTracker, Trajectory};
+use crate::rng::ScalarRng;
 use crate::rng::StreamKind;
 use crate::study::{WalkerResult, run_plan, stream, thresholds};
 use crate::train::{RunPlan, WalkerOutcome};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Lane width of the scheduler's widest groups.
 pub const MAX_LANES: usize = 8;
@@ -53,23 +61,113 @@ pub fn run_jobs(cfg: &Config, dims: &[usize], keep: bool, progress: &(dyn Fn(usi
             })
             .collect();
     }
+    let on_done = |_: &WalkerResult| progress(1);
+    let control = LaneControl::new(&on_done, &|_| {});
+    run_lanes(cfg, dims, &jobs, keep, HashMap::new(), &control)
+        .into_iter()
+        .map(|r| r.expect("every job ran: nothing asked to stop"))
+        .collect()
+}
+
+/// How a caller steers a suspendable lane run ([`run_walkers`]).
+pub struct LaneControl<'a> {
+    /// Once set, every group snapshots its walkers (to `on_snapshot`), starts no new one and returns.
+    pub stop: AtomicBool,
+    /// Each increment asks every group for a snapshot of the walkers it runs.
+    pub snapshot_epoch: AtomicU64,
+    /// Called with every finished walker, as soon as it finishes.
+    pub on_done: &'a (dyn Fn(&WalkerResult) + Sync),
+    /// Called with the snapshots a stop or an epoch asked for.
+    pub on_snapshot: &'a (dyn Fn(WalkerSnapshot) + Sync),
+    /// Lane steps between two looks at `stop` and `snapshot_epoch` (default 2¹⁶, a few ms).
+    pub check_every: u32,
+}
+
+impl<'a> LaneControl<'a> {
+    pub fn new(on_done: &'a (dyn Fn(&WalkerResult) + Sync), on_snapshot: &'a (dyn Fn(WalkerSnapshot) + Sync)) -> Self {
+        Self {
+            stop: AtomicBool::new(false),
+            snapshot_epoch: AtomicU64::new(0),
+            on_done,
+            on_snapshot,
+            check_every: 1 << 16,
+        }
+    }
+}
+
+/// Everything a lane walker carries between steps, for resuming it bit for bit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WalkerSnapshot {
+    pub d: usize,
+    pub walker: u64,
+    pub step: u64,
+    /// Index of the next record point in the plan's grid.
+    pub next: usize,
+    pub first: [Option<u64>; 3],
+    pub loss_sum: f64,
+    pub loss_n: u64,
+    pub alpha: [f64; P],
+    pub rho: f64,
+    pub b: f64,
+    pub normal_state: Vec<u64>,
+    pub unread_normals: Vec<f64>,
+    pub scalar: ScalarRng,
+    pub evals_done: u64,
+    pub records: Vec<Record>,
+}
+
+/// The walkers `walkers` at dimension `d`, in lanes, under `control`: each walker either starts
+/// fresh or continues from its snapshot in `resume`. Returns, in the order of `walkers`, the result
+/// of every walker that finished (`None` for one suspended by a stop, or never started).
+///
+/// # Panics
+/// If the config does not run in lanes ([`lanes_apply`]) or a snapshot is not of `d`.
+pub fn run_walkers(
+    cfg: &Config,
+    d: usize,
+    walkers: &[u64],
+    resume: Vec<WalkerSnapshot>,
+    control: &LaneControl,
+) -> Vec<Option<WalkerResult>> {
+    assert!(lanes_apply(cfg), "run_walkers: this config does not run in lanes");
+    let jobs: Vec<(usize, u64)> = walkers.iter().map(|&w| (0, w)).collect();
+    let resume = resume
+        .into_iter()
+        .map(|s| {
+            assert_eq!(s.d, d, "snapshot of walker {} is of d = {}, not {d}", s.walker, s.d);
+            let job = walkers.iter().position(|&w| w == s.walker).expect("snapshot of a walker to run");
+            (job, s)
+        })
+        .collect();
+    run_lanes(cfg, &[d], &jobs, false, resume, control)
+}
+
+/// The lane scheduler over `jobs` ((dims index, walker) pairs); see the module docs.
+fn run_lanes(
+    cfg: &Config,
+    dims: &[usize],
+    jobs: &[(usize, u64)],
+    keep: bool,
+    resume: HashMap<usize, WalkerSnapshot>,
+    control: &LaneControl,
+) -> Vec<Option<WalkerResult>> {
     let contexts: Vec<DimContext> = dims.iter().map(|&d| DimContext::new(cfg, d)).collect();
     // Largest d first (the longest jobs), walkers in order.
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&j| (std::cmp::Reverse(dims[jobs[j].0]), jobs[j].0, jobs[j].1));
-    let queue = Queue { order, jobs: &jobs, cursor: AtomicUsize::new(0) };
+    let queue = Queue { order, jobs, cursor: AtomicUsize::new(0), resume: Mutex::new(resume) };
     let results: Vec<Mutex<Option<WalkerResult>>> = (0..jobs.len()).map(|_| Mutex::new(None)).collect();
     let sink = |job: usize, r: WalkerResult| {
+        (control.on_done)(&r);
         *results[job].lock().unwrap() = Some(r);
-        progress(1);
     };
     let threads = rayon::current_num_threads().max(1);
     rayon::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|_| worker(cfg, &contexts, &queue, keep, &sink));
+            s.spawn(|_| worker(cfg, &contexts, &queue, keep, &sink, control));
         }
     });
-    results.into_iter().map(|m| m.into_inner().unwrap().expect("every job ran")).collect()
+    results.into_iter().map(|m| m.into_inner().unwrap()).collect()
 }
 
 /// What all walkers at one d share.
@@ -100,6 +198,8 @@ struct Queue<'a> {
     /// (index into dims, walker) per job.
     jobs: &'a [(usize, u64)],
     cursor: AtomicUsize,
+    /// Snapshots to start jobs from, taken when the job is.
+    resume: Mutex<HashMap<usize, WalkerSnapshot>>,
 }
 
 impl Queue<'_> {
@@ -139,9 +239,10 @@ struct Slot {
     loss_n: u64,
 }
 
-fn new_slot(cfg: &Config, ctx: &DimContext, job: usize, walker: u64) -> Slot {
+/// The slot of job `job` (walker `walker`): from its snapshot if the queue holds one, else fresh.
+fn new_slot(cfg: &Config, ctx: &DimContext, queue: &Queue, job: usize, walker: u64) -> Slot {
     let seed = |k| stream(cfg, ctx.d, walker, k);
-    let w = SingleWalker::new(
+    let mut w = SingleWalker::new(
         ctx.d as u64,
         ctx.b0,
         seed(StreamKind::Init),
@@ -149,6 +250,25 @@ fn new_slot(cfg: &Config, ctx: &DimContext, job: usize, walker: u64) -> Slot {
         seed(StreamKind::Latent),
         seed(StreamKind::Evaluation),
     );
+    let snapshot = queue.resume.lock().unwrap().remove(&job);
+    if let Some(s) = snapshot {
+        w.state = SingleState { alpha: s.alpha, rho: s.rho, b: s.b };
+        w.evals_done = s.evals_done;
+        w.streams
+            .restore(&s.normal_state, &s.unread_normals, &s.scalar)
+            .unwrap_or_else(|e| panic!("snapshot of walker {walker} at d = {}: {e}", ctx.d));
+        return Slot {
+            job,
+            walker_id: walker,
+            walker: w,
+            step: s.step,
+            next: s.next,
+            tracker: RecoveryTracker { thresholds: ctx.thresholds, first: s.first },
+            traj: Trajectory { records: s.records },
+            loss_sum: s.loss_sum,
+            loss_n: s.loss_n,
+        };
+    }
     let mut tracker = RecoveryTracker::new(ctx.thresholds);
     tracker.check(&ctx.shared.rule.frame.overlaps(&w.state.alpha, 1.0), 0);
     Slot {
@@ -164,25 +284,50 @@ fn new_slot(cfg: &Config, ctx: &DimContext, job: usize, walker: u64) -> Slot {
     }
 }
 
+impl Slot {
+    /// The slot's snapshot, its walker state taken from the lanes (`state`).
+    fn snapshot(&self, d: usize, state: &SingleState) -> WalkerSnapshot {
+        let (normal_state, unread_normals) = self.walker.streams.save();
+        WalkerSnapshot {
+            d,
+            walker: self.walker_id,
+            step: self.step,
+            next: self.next,
+            first: self.tracker.first,
+            loss_sum: self.loss_sum,
+            loss_n: self.loss_n,
+            alpha: state.alpha,
+            rho: state.rho,
+            b: state.b,
+            normal_state,
+            unread_normals,
+            scalar: self.walker.streams.scalar.clone(),
+            evals_done: self.walker.evals_done,
+            records: self.traj.records.clone(),
+        }
+    }
+}
+
 fn worker(
     cfg: &Config,
     contexts: &[DimContext],
     queue: &Queue,
     keep: bool,
     sink: &(dyn Fn(usize, WalkerResult) + Sync),
+    control: &LaneControl,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
             // SAFETY: the features were just detected.
-            return unsafe { worker_avx512(cfg, contexts, queue, keep, sink) };
+            return unsafe { worker_avx512(cfg, contexts, queue, keep, sink, control) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: as above.
-            return unsafe { worker_avx2(cfg, contexts, queue, keep, sink) };
+            return unsafe { worker_avx2(cfg, contexts, queue, keep, sink, control) };
         }
     }
-    worker_generic(cfg, contexts, queue, keep, sink)
+    worker_generic(cfg, contexts, queue, keep, sink, control)
 }
 
 /// The same code with 512-bit vectors enabled. No fused multiply-add is ever requested, so the
@@ -195,8 +340,9 @@ unsafe fn worker_avx512(
     queue: &Queue,
     keep: bool,
     sink: &(dyn Fn(usize, WalkerResult) + Sync),
+    control: &LaneControl,
 ) {
-    worker_generic(cfg, contexts, queue, keep, sink)
+    worker_generic(cfg, contexts, queue, keep, sink, control)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -207,8 +353,9 @@ unsafe fn worker_avx2(
     queue: &Queue,
     keep: bool,
     sink: &(dyn Fn(usize, WalkerResult) + Sync),
+    control: &LaneControl,
 ) {
-    worker_generic(cfg, contexts, queue, keep, sink)
+    worker_generic(cfg, contexts, queue, keep, sink, control)
 }
 
 #[inline(always)]
@@ -218,18 +365,24 @@ fn worker_generic(
     queue: &Queue,
     keep: bool,
     sink: &(dyn Fn(usize, WalkerResult) + Sync),
+    control: &LaneControl,
 ) {
+    let g = Group { cfg, queue, keep, sink, control };
     while let Some(dim) = queue.peek_dim() {
         let ctx = &contexts[dim];
-        let mut carried = run_group::<8>(cfg, ctx, dim, queue, Vec::new(), keep, sink);
+        let mut carried = run_group::<8>(&g, ctx, dim, Vec::new());
         if !carried.is_empty() {
-            carried = run_group::<4>(cfg, ctx, dim, queue, carried, keep, sink);
+            carried = run_group::<4>(&g, ctx, dim, carried);
         }
         if !carried.is_empty() {
-            carried = run_group::<2>(cfg, ctx, dim, queue, carried, keep, sink);
+            carried = run_group::<2>(&g, ctx, dim, carried);
         }
         if !carried.is_empty() {
-            run_group::<1>(cfg, ctx, dim, queue, carried, keep, sink);
+            run_group::<1>(&g, ctx, dim, carried);
+        }
+        // Checked after a group, not before: every worker runs at least one (tests rely on it).
+        if control.stop.load(Ordering::Relaxed) {
+            return;
         }
     }
 }
@@ -240,19 +393,22 @@ enum After {
     Done,
 }
 
+/// What a worker's groups share.
+struct Group<'a> {
+    cfg: &'a Config,
+    queue: &'a Queue<'a>,
+    keep: bool,
+    sink: &'a (dyn Fn(usize, WalkerResult) + Sync),
+    control: &'a LaneControl<'a>,
+}
+
 /// Steps up to L walkers at dims index `dim` in lanes until none is left, refilling lanes from the
 /// queue; returns the walkers still running if it is worth continuing them at half the width.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn run_group<const L: usize>(
-    cfg: &Config,
-    ctx: &DimContext,
-    dim: usize,
-    queue: &Queue,
-    carried: Vec<Slot>,
-    keep: bool,
-    sink: &(dyn Fn(usize, WalkerResult) + Sync),
-) -> Vec<Slot> {
+fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: Vec<Slot>) -> Vec<Slot> {
+    let (cfg, queue, keep, sink, control) = (g.cfg, g.queue, g.keep, g.sink, g.control);
+    let mut epoch_seen = control.snapshot_epoch.load(Ordering::Relaxed);
+    let mut until_control = control.check_every.max(1);
     let shared = &ctx.shared;
     let rule = &shared.rule;
     let grid = &ctx.plan.grid;
@@ -275,7 +431,7 @@ fn run_group<const L: usize>(
         b: st.b.0[l],
     };
     for (l, slot) in slots.iter_mut().enumerate() {
-        *slot = carried.next().or_else(|| queue.take_at(dim).map(|j| new_slot(cfg, ctx, j, queue.jobs[j].1)));
+        *slot = carried.next().or_else(|| queue.take_at(dim).map(|j| new_slot(cfg, ctx, queue, j, queue.jobs[j].1)));
         if let Some(s) = slot {
             load(&mut st, l, &s.walker.state);
         }
@@ -296,6 +452,23 @@ fn run_group<const L: usize>(
                     Some(s)
                 })
                 .collect();
+        }
+        until_control -= 1;
+        if until_control == 0 {
+            until_control = control.check_every.max(1);
+            let stop = control.stop.load(Ordering::Relaxed);
+            let epoch = control.snapshot_epoch.load(Ordering::Relaxed);
+            if stop || epoch != epoch_seen {
+                epoch_seen = epoch;
+                for (l, s) in slots.iter().enumerate() {
+                    if let Some(s) = s {
+                        (control.on_snapshot)(s.snapshot(ctx.d, &unload(&st, l)));
+                    }
+                }
+                if stop {
+                    return Vec::new();
+                }
+            }
         }
         let loss = {
             let mut it = slots.iter_mut().zip(spares.iter_mut()).map(|(slot, spare)| match slot {
@@ -349,7 +522,7 @@ fn run_group<const L: usize>(
                 }
             }
             if let After::Done = after {
-                slots[l] = queue.take_at(dim).map(|j| new_slot(cfg, ctx, j, queue.jobs[j].1));
+                slots[l] = queue.take_at(dim).map(|j| new_slot(cfg, ctx, queue, j, queue.jobs[j].1));
                 if let Some(s) = &slots[l] {
                     load(&mut st, l, &s.walker.state);
                 }
@@ -463,6 +636,45 @@ dims = [24, 40]
 "#
         );
         Config::from_toml(&text).unwrap()
+    }
+
+    /// A run suspended every 97 lane steps and resumed from JSON snapshots, round after round on 2
+    /// threads, ends with exactly the outcomes of an uninterrupted run.
+    #[test]
+    fn suspended_runs_resume_bit_for_bit() {
+        let cfg = config(true, false, "sign");
+        let d = cfg.study.dims[1];
+        let reference = run_jobs(&cfg, &[d], false, &|_| {});
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let mut done: HashMap<u64, WalkerOutcome> = HashMap::new();
+        let mut snaps: HashMap<u64, String> = HashMap::new();
+        let (mut rounds, mut resumed) = (0, 0);
+        while done.len() < cfg.train.walkers {
+            let walkers: Vec<u64> = (0..cfg.train.walkers as u64).filter(|w| !done.contains_key(w)).collect();
+            let resume: Vec<WalkerSnapshot> =
+                walkers.iter().filter_map(|w| snaps.get(w)).map(|j| serde_json::from_str(j).unwrap()).collect();
+            resumed += resume.iter().filter(|s| s.step > 0).count();
+            let new_snaps = Mutex::new(Vec::new());
+            let on_snapshot = |s: WalkerSnapshot| new_snaps.lock().unwrap().push(s);
+            let mut control = LaneControl::new(&|_| {}, &on_snapshot);
+            control.check_every = 97;
+            control.stop.store(true, Ordering::Relaxed);
+            let out = pool.install(|| run_walkers(&cfg, d, &walkers, resume, &control));
+            for (w, r) in walkers.iter().zip(out) {
+                if let Some(r) = r {
+                    done.insert(*w, r.outcome);
+                }
+            }
+            for s in new_snaps.into_inner().unwrap() {
+                snaps.insert(s.walker, serde_json::to_string(&s).unwrap());
+            }
+            rounds += 1;
+            assert!(rounds < 10_000, "no progress");
+        }
+        assert!(rounds > 2 && resumed > 0, "{rounds} rounds, {resumed} resumed walkers: the test did not suspend");
+        for r in &reference {
+            assert_eq!(done[&r.walker], r.outcome, "walker {}", r.walker);
+        }
     }
 
     /// The lane scheduler returns, for every job, exactly what running the job alone through
