@@ -72,6 +72,7 @@ impl NuLaw {
     }
 
     /// One draw of ν₀ from the law.
+    #[inline]
     pub fn sample(self, rng: &mut ScalarRng) -> f64 {
         match self {
             NuLaw::Rademacher => rng.sign(),

@@ -430,24 +430,26 @@ fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: V
         rho: st.rho.0[l],
         b: st.b.0[l],
     };
+    let mut book = LaneBook::<L>::new();
     for (l, slot) in slots.iter_mut().enumerate() {
         *slot = carried.next().or_else(|| queue.take_at(dim).map(|j| new_slot(cfg, ctx, queue, j, queue.jobs[j].1)));
         if let Some(s) = slot {
             load(&mut st, l, &s.walker.state);
+            book.load(l, s, ctx);
         }
     }
     debug_assert!(carried.next().is_none());
     loop {
-        let active = slots.iter().filter(|s| s.is_some()).count();
-        if active == 0 {
+        if book.active == 0 {
             return Vec::new();
         }
-        if L > 1 && active <= L / 2 && queue.peek_dim() != Some(dim) {
+        if L > 1 && book.active <= L / 2 && queue.peek_dim() != Some(dim) {
             return slots
                 .iter_mut()
                 .enumerate()
                 .filter_map(|(l, s)| {
                     let mut s = s.take()?;
+                    book.sync(l, &mut s);
                     s.walker.state = unload(&st, l);
                     Some(s)
                 })
@@ -460,8 +462,9 @@ fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: V
             let epoch = control.snapshot_epoch.load(Ordering::Relaxed);
             if stop || epoch != epoch_seen {
                 epoch_seen = epoch;
-                for (l, s) in slots.iter().enumerate() {
+                for (l, s) in slots.iter_mut().enumerate() {
                     if let Some(s) = s {
+                        book.sync(l, s);
                         (control.on_snapshot)(s.snapshot(ctx.d, &unload(&st, l)));
                     }
                 }
@@ -484,11 +487,13 @@ fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: V
             let ek: [Lanes<L>; P] = std::array::from_fn(|i| Lanes::<L>::splat_f64(e[k][i]));
             ek[0] * st.alpha[0] + ek[1] * st.alpha[1] + ek[2] * st.alpha[2]
         });
+        let Some(events) = book.step(loss, &ov) else { continue };
         for l in 0..L {
+            if !events[l] {
+                continue;
+            }
             let Some(slot) = &mut slots[l] else { continue };
-            slot.loss_sum += loss.0[l];
-            slot.loss_n += 1;
-            slot.step += 1;
+            book.sync(l, slot);
             let o = [ov[0].0[l], ov[1].0[l], ov[2].0[l]];
             slot.tracker.check(&o, slot.step * batch);
             let stop_now = ctx.plan.stop_when_recovered && slot.tracker.all_recovered();
@@ -521,13 +526,104 @@ fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: V
                     }
                 }
             }
-            if let After::Done = after {
-                slots[l] = queue.take_at(dim).map(|j| new_slot(cfg, ctx, queue, j, queue.jobs[j].1));
-                if let Some(s) = &slots[l] {
-                    load(&mut st, l, &s.walker.state);
+            match after {
+                After::Continue => book.load(l, slot, ctx),
+                After::Done => {
+                    book.clear(l);
+                    slots[l] = queue.take_at(dim).map(|j| new_slot(cfg, ctx, queue, j, queue.jobs[j].1));
+                    if let Some(s) = &slots[l] {
+                        load(&mut st, l, &s.walker.state);
+                        book.load(l, s, ctx);
+                    }
                 }
             }
         }
+    }
+}
+
+/// The per-step bookkeeping of a group's lanes, kept lane-wise so that a step without an event
+/// costs a few vector operations: step counts, running loss sums, the step of each lane's next
+/// record point, and the threshold each overlap must reach to be news (+∞ once recovered or when
+/// untracked). Between events it is the authority for a slot's `step`, `loss_sum` and `loss_n`
+/// ([`LaneBook::sync`] writes them back).
+struct LaneBook<const L: usize> {
+    steps: [u64; L],
+    /// Step at which the lane must be looked at: its next record point.
+    due: [u64; L],
+    /// Step of the lane's last record (loss_n = steps − loss_from).
+    loss_from: [u64; L],
+    loss_sum: Lanes<L>,
+    news: [[f64; L]; 3],
+    active: usize,
+}
+
+impl<const L: usize> LaneBook<L> {
+    fn new() -> Self {
+        Self {
+            steps: [0; L],
+            due: [u64::MAX; L],
+            loss_from: [0; L],
+            loss_sum: Lanes([0.0; L]),
+            news: [[f64::INFINITY; L]; 3],
+            active: 0,
+        }
+    }
+
+    /// Takes lane `l`'s bookkeeping from its slot (a new or carried walker, or after an event).
+    fn load(&mut self, l: usize, s: &Slot, ctx: &DimContext) {
+        if self.due[l] == u64::MAX {
+            self.active += 1;
+        }
+        self.steps[l] = s.step;
+        self.loss_from[l] = s.step - s.loss_n;
+        self.loss_sum.0[l] = s.loss_sum;
+        // With nothing left to recover (no tracked direction) a stopping walker stops at once.
+        let done = ctx.plan.stop_when_recovered && s.tracker.all_recovered();
+        self.due[l] = if done { s.step + 1 } else { ctx.plan.grid[s.next] };
+        for k in 0..3 {
+            self.news[k][l] = match (s.tracker.thresholds[k], s.tracker.first[k]) {
+                (Some(th), None) => th,
+                _ => f64::INFINITY,
+            };
+        }
+    }
+
+    /// Marks lane `l` idle.
+    fn clear(&mut self, l: usize) {
+        if self.due[l] != u64::MAX {
+            self.active -= 1;
+        }
+        self.due[l] = u64::MAX;
+        self.news = self.news.map(|mut n| {
+            n[l] = f64::INFINITY;
+            n
+        });
+    }
+
+    /// Writes lane `l`'s step and loss sums into its slot.
+    fn sync(&self, l: usize, s: &mut Slot) {
+        s.step = self.steps[l];
+        s.loss_sum = self.loss_sum.0[l];
+        s.loss_n = self.steps[l] - self.loss_from[l];
+    }
+
+    /// Counts a step with losses `loss` and overlaps `ov`; the lanes that need a look (a record
+    /// point, or an overlap reaching its threshold for the first time), if any.
+    #[inline(always)]
+    fn step(&mut self, loss: Lanes<L>, ov: &[Lanes<L>; 3]) -> Option<[bool; L]> {
+        self.loss_sum = self.loss_sum + loss;
+        let mut events = [false; L];
+        let mut any = false;
+        for l in 0..L {
+            self.steps[l] += 1;
+            let hit = (self.steps[l] == self.due[l])
+                | (ov[0].0[l].abs() >= self.news[0][l])
+                | (ov[1].0[l].abs() >= self.news[1][l])
+                | (ov[2].0[l].abs() >= self.news[2][l]);
+            events[l] = hit;
+            any |= hit;
+        }
+        any.then_some(events)
     }
 }
 
