@@ -121,6 +121,18 @@ fn fused_passes<T: Real>(c: &mut Criterion, name: &str) {
     }
     g.finish();
 
+    // The two-layer draw's second pass: x_t and the residual from x', ξ and v.
+    let mut g = configured(c, &format!("mix_pair/{name}"));
+    for d in DIMS {
+        g.throughput(Throughput::Elements(d as u64));
+        let v: Vec<T> = unit(3, d);
+        let (mut x, mut y): (Vec<T>, Vec<T>) = (normals(5, d), normals(6, d));
+        g.bench_with_input(BenchmarkId::from_parameter(d), &d, |bch, _| {
+            bch.iter(|| fused::mix_pair(&mut x, &mut y, &v, [0.6, 0.8, -1e-3], [-1.0, 1.0, 1e-3]))
+        });
+    }
+    g.finish();
+
     // The one-pass step of large d: the previous update (pair + v), then the next pair.
     let mut g = configured(c, &format!("update_and_draw/{name}"));
     for d in DIMS {

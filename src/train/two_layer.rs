@@ -94,8 +94,8 @@ impl<T: TwoLayerReal> TwoLayerLearner<T> {
     }
 
     /// Draws the batch: per sample one fused pass for the shifted bulk x' = z + Σ c e and the noise ξ
-    /// (with ⟨v, x'⟩), then the whitening x = x' − κv, x_t = a x + s ξ, and the residual c x_t − x
-    /// into `x`'s buffer — four passes over one sample, all in cache.
+    /// (with ⟨v, x'⟩), then one pass ([`fused::mix_pair`]) for x_t and the residual c x_t − x, the
+    /// whitening x = x' − κv folded into both — two passes over one sample, the second in cache.
     fn draw_batch(&mut self) {
         let d = self.net.d;
         let model = Arc::clone(&self.model);
@@ -113,12 +113,11 @@ impl<T: TwoLayerReal> TwoLayerLearner<T> {
                 &[(sh.c_m, &sp.m), (sh.c_u, &sp.u), (sh.c_v, &sp.v)],
                 [&sp.v],
             );
-            // κ = c_S⟨v, z⟩, as in the single-direction step.
-            let vz = p.x_dot[0] - sh.c_m * gvm - sh.c_u * gvu - sh.c_v * gvv;
-            blas1::axpy(-c_s * vz, &sp.v, x);
-            fused::combine_and_project::<T, 0>(xt, s, &[(a, &*x)], []);
-            // Only the residual c x_t − x is needed from here on; form it while x is in cache.
-            fused::combine_and_project::<T, 0>(x, -1.0, &[(self.net.c, &*xt)], []);
+            // κ = c_S⟨v, z⟩, as in the single-direction step; the clean sample is x = x' − κv.
+            let kappa = c_s * (p.x_dot[0] - sh.c_m * gvm - sh.c_u * gvu - sh.c_v * gvv);
+            // x_t = sξ + a x' − aκ v, then the residual c x_t − x = c x_t − x' + κ v in x's buffer
+            // (only the residual is needed from here on): one pass, x never formed.
+            fused::mix_pair(x, xt, &sp.v, [s, a, -a * kappa], [-1.0, self.net.c, kappa]);
         }
     }
 }
