@@ -6,9 +6,6 @@
 //! normals from the walker's buffered `NormalRng` stream (the generator's share of a step).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use diffexp::model::{Coupling, McmParams, NuLaw};
-use diffexp::net::{Activation, SingleDirection};
-use diffexp::reduced::frame::SpikeFrame;
 use diffexp::reduced::schedule::run_lane_steps;
 use diffexp::reduced::single::{ReducedSingleLearner, ReducedSingleSetup, SingleShared, SingleWalker};
 use diffexp::reduced::streams::WalkerStreams;
@@ -17,38 +14,12 @@ use diffexp::train::Learner;
 use std::hint::black_box;
 use std::time::Duration;
 
-fn setup(d: u64) -> ReducedSingleSetup {
-    ReducedSingleSetup {
-        net: SingleDirection { activation: Activation::Tanh, b: 1.0 },
-        // All three spikes active: mean, covariance and cumulant spike with a coupled latent.
-        params: McmParams {
-            beta_m: 1.0,
-            beta_u: 3.0,
-            beta_v: 6.0,
-            nu_law: NuLaw::Rademacher,
-            coupling: Coupling::Sign,
-        },
-        frame: SpikeFrame::orthonormal(),
-        d,
-        a_values: vec![0.5f64.sqrt()],
-        level_sum: false,
-        eta: 0.2 / d as f64,
-        eta_b: 0.0,
-        train_b: false,
-        batch: 1,
-        init_seed: 1,
-        data_seed: 2,
-        latent_seed: 3,
-        eval_seed: 4,
-    }
-}
-
 fn reduced(c: &mut Criterion) {
     let mut g = c.benchmark_group("reduced_single_step");
     g.measurement_time(Duration::from_secs(3)).sample_size(20);
     for d in [1_000u64, 1_000_000_000] {
         g.throughput(Throughput::Elements(1000));
-        let mut l = ReducedSingleLearner::new(setup(d));
+        let mut l = ReducedSingleLearner::new(ReducedSingleSetup::speed_reference(d));
         g.bench_with_input(BenchmarkId::new("one_walker", d), &d, |b, _| {
             b.iter(|| {
                 for _ in 0..1000 {
@@ -57,7 +28,7 @@ fn reduced(c: &mut Criterion) {
             })
         });
         g.throughput(Throughput::Elements(8000));
-        let shared = SingleShared::new(&setup(d));
+        let shared = SingleShared::new(&ReducedSingleSetup::speed_reference(d));
         let mut walkers: [SingleWalker; 8] =
             std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
         g.bench_with_input(BenchmarkId::new("lanes8", d), &d, |b, _| {

@@ -6,9 +6,6 @@
 //! cargo run --release --example reduced_speed [-- SECONDS]
 //! ```
 
-use diffexp::model::{Coupling, McmParams, NuLaw};
-use diffexp::net::{Activation, SingleDirection};
-use diffexp::reduced::frame::SpikeFrame;
 use diffexp::reduced::schedule::run_lane_steps;
 use diffexp::reduced::single::{ReducedSingleLearner, ReducedSingleSetup, SingleShared, SingleWalker};
 use diffexp::reduced::streams::WalkerStreams;
@@ -35,31 +32,6 @@ fn rate(secs: f64, n: u64, mut chunk: impl FnMut()) -> f64 {
     done as f64 / (cpu() - t0)
 }
 
-fn setup(d: u64) -> ReducedSingleSetup {
-    ReducedSingleSetup {
-        net: SingleDirection { activation: Activation::Tanh, b: 1.0 },
-        params: McmParams {
-            beta_m: 1.0,
-            beta_u: 3.0,
-            beta_v: 6.0,
-            nu_law: NuLaw::Rademacher,
-            coupling: Coupling::Sign,
-        },
-        frame: SpikeFrame::orthonormal(),
-        d,
-        a_values: vec![0.5f64.sqrt()],
-        level_sum: false,
-        eta: 0.2 / d as f64,
-        eta_b: 0.0,
-        train_b: false,
-        batch: 1,
-        init_seed: 1,
-        data_seed: 2,
-        latent_seed: 3,
-        eval_seed: 4,
-    }
-}
-
 fn main() {
     let secs: f64 = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(3.0);
     let mut s = WalkerStreams::new(5, 6);
@@ -72,13 +44,13 @@ fn main() {
     });
     println!("12 normals (one step's worth): {:.3e} per CPU second ({:.1} ns)", normals, 1e9 / normals);
     for d in [1_000u64, 1_000_000_000] {
-        let mut l = ReducedSingleLearner::new(setup(d));
+        let mut l = ReducedSingleLearner::new(ReducedSingleSetup::speed_reference(d));
         let one = rate(secs, 100_000, || {
             for _ in 0..100_000 {
                 black_box(l.step());
             }
         });
-        let shared = SingleShared::new(&setup(d));
+        let shared = SingleShared::new(&ReducedSingleSetup::speed_reference(d));
         let mut w4: [SingleWalker; 4] =
             std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
         let lanes4 = rate(secs, 100_000, || run_lane_steps::<4>(&shared, &mut w4, 25_000));

@@ -53,6 +53,36 @@ pub struct ReducedSingleSetup {
     pub eval_seed: u64,
 }
 
+impl ReducedSingleSetup {
+    /// The setting of the reduced engine's speed figures (`benches/reduced.rs`,
+    /// `examples/reduced_speed.rs`): tanh, all three spikes active (mean, covariance, and cumulant
+    /// spike with a `sign`-coupled latent), one noise level, η = 0.2/d, batch 1.
+    pub fn speed_reference(d: u64) -> Self {
+        Self {
+            net: SingleDirection { activation: crate::net::Activation::Tanh, b: 1.0 },
+            params: McmParams {
+                beta_m: 1.0,
+                beta_u: 3.0,
+                beta_v: 6.0,
+                nu_law: crate::model::NuLaw::Rademacher,
+                coupling: crate::model::Coupling::Sign,
+            },
+            frame: SpikeFrame::orthonormal(),
+            d,
+            a_values: vec![0.5f64.sqrt()],
+            level_sum: false,
+            eta: 0.2 / d as f64,
+            eta_b: 0.0,
+            train_b: false,
+            batch: 1,
+            init_seed: 1,
+            data_seed: 2,
+            latent_seed: 3,
+            eval_seed: 4,
+        }
+    }
+}
+
 /// The chain's state: w = Fα + ρ e₀ (unit norm) and the readout b. `S` is `f64`, or
 /// [`Lanes`](super::lanes::Lanes) for several walkers at once.
 #[derive(Clone, Copy, Debug, PartialEq)]
