@@ -27,7 +27,7 @@ fn err(field: &str, value: impl fmt::Display, allowed: &str) -> ConfigError {
     ConfigError { field: field.into(), value: value.to_string(), allowed: allowed.into() }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub experiment: ExperimentConfig,
@@ -37,20 +37,6 @@ pub struct Config {
     pub train: TrainConfig,
     pub observe: ObserveConfig,
     pub study: StudyConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            experiment: ExperimentConfig::default(),
-            model: ModelConfig::default(),
-            noise: NoiseConfig::default(),
-            denoiser: DenoiserConfig::default(),
-            train: TrainConfig::default(),
-            observe: ObserveConfig::default(),
-            study: StudyConfig::default(),
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -488,22 +488,22 @@ fn initial_state_law() {
         let spikes = Spikes::<f64>::draw(d, SpikeLayout::Random, &mut ScalarRng::from_seed(3));
         let (_, fbasis) = SpikeFrame::from_vectors(&spikes.m, &spikes.u, &spikes.v);
         let mut normals = NormalRng::from_seed(4);
-        let mut full = vec![Vec::with_capacity(n); P];
+        let mut full: Vec<Vec<f64>> = (0..P).map(|_| Vec::with_capacity(n)).collect();
         let mut w = vec![0.0f64; d];
         for _ in 0..n {
             normals.fill(&mut w);
             let nw = dot(&w, &w).sqrt();
-            for k in 0..P {
-                full[k].push(dot(&fbasis[k], &w) / nw);
+            for (f, e) in full.iter_mut().zip(&fbasis) {
+                f.push(dot(e, &w) / nw);
             }
         }
         let mut rng = ScalarRng::from_seed(5);
         let red: Vec<SingleState> =
             (0..n).map(|_| diffexp::reduced::single::initial_state(d as u64, 1.0, &mut rng)).collect();
         let mut pvals = Vec::new();
-        for k in 0..P {
+        for (k, fk) in full.iter().enumerate() {
             let rk: Vec<f64> = red.iter().map(|s| s.alpha[k]).collect();
-            pvals.push(ks_two_sample(&full[k], &rk).1);
+            pvals.push(ks_two_sample(fk, &rk).1);
         }
         let norm2: Vec<f64> = red.iter().map(|s| s.alpha.iter().map(|x| x * x).sum()).collect();
         let (a, b) = (P as f64 / 2.0, (d - P) as f64 / 2.0);
@@ -585,7 +585,7 @@ fn one_step_single(reps: usize, law: RemainderLaw, batch: usize) -> f64 {
     let mut start = full.state();
     start.weights[0] = w0.clone();
     start.scalars = vec![1.0, 1.0, alpha0[0], alpha0[1], alpha0[2]];
-    let mut incr_full: Vec<Vec<f64>> = vec![Vec::with_capacity(reps); 4];
+    let mut incr_full: Vec<Vec<f64>> = (0..4).map(|_| Vec::with_capacity(reps)).collect();
     for _ in 0..reps {
         let cur = full.state();
         let mut st = start.clone();
@@ -611,7 +611,7 @@ fn one_step_single(reps: usize, law: RemainderLaw, batch: usize) -> f64 {
     let shared = Arc::new(shared);
     let mut red =
         ReducedSingleLearner::from_parts(Arc::clone(&shared), SingleWalker::new(d as u64, 1.0, 11, 12, 13, 14));
-    let mut incr_red: Vec<Vec<f64>> = vec![Vec::with_capacity(reps); 4];
+    let mut incr_red: Vec<Vec<f64>> = (0..4).map(|_| Vec::with_capacity(reps)).collect();
     for _ in 0..reps {
         red.walker.state = SingleState { alpha: alpha0, rho: rho0, b: 1.0 };
         red.step();

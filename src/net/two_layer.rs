@@ -254,7 +254,7 @@ impl<T: TwoLayerReal> TwoLayer<T> {
         // χ = σ'(h) ⊙ (Rᵀe)·scale, R the read-out; tied scale 1/√d (ε), untied 1/d folded below.
         path.at_b(&mut scratch.chi, self.readout(), &*e, d, k, b, isd);
         for (ch, &sp) in scratch.chi.iter_mut().zip(&scratch.sp) {
-            *ch = *ch * sp;
+            *ch *= sp;
         }
         let a = isd * inv_b;
         match self.tying {

@@ -81,10 +81,10 @@ impl RecoveryTracker {
     /// Updates with the overlaps after a step that brought the sample count to `samples`.
     #[inline]
     pub fn check(&mut self, overlaps: &[f64; 3], samples: u64) {
-        for i in 0..3 {
-            if let (Some(th), None) = (self.thresholds[i], self.first[i]) {
-                if overlaps[i].abs() >= th {
-                    self.first[i] = Some(samples);
+        for ((th, first), o) in self.thresholds.iter().zip(&mut self.first).zip(overlaps) {
+            if let (Some(th), None) = (th, &first) {
+                if o.abs() >= *th {
+                    *first = Some(samples);
                 }
             }
         }

@@ -87,12 +87,7 @@ impl SpikeFrame {
     /// 𝓕), so the reduced engine samples the spike-span part with the model's own code.
     pub fn coordinate_model(&self, params: McmParams) -> MixedCumulantModel<f64> {
         let [m, u, v] = self.spikes;
-        let mut gram = [[0.0; 3]; 3];
-        for i in 0..3 {
-            for j in 0..3 {
-                gram[i][j] = (0..P).map(|k| self.spikes[i][k] * self.spikes[j][k]).sum();
-            }
-        }
+        let gram = self.spikes.map(|a| self.spikes.map(|b| (0..P).map(|k| a[k] * b[k]).sum()));
         MixedCumulantModel::new(params, Spikes { m: m.to_vec(), u: u.to_vec(), v: v.to_vec(), gram })
     }
 }

@@ -85,8 +85,8 @@ impl<const L: usize> LaneMath for Lanes<L> {
         // An indexed loop rather than `array::map`, which LLVM does not always inline (and then
         // cannot vectorise the tanh across lanes).
         let mut out = [0.0; L];
-        for i in 0..L {
-            out[i] = f(self.0[i]);
+        for (o, &x) in out.iter_mut().zip(&self.0) {
+            *o = f(x);
         }
         Lanes(out)
     }
@@ -211,8 +211,8 @@ mod tests {
         let xs = [0.3, -2.0, 1e-9, 7.5, -0.0, 0.61, 19.0, -40.0];
         let l = Lanes(xs);
         let (t, d) = activation(Activation::Tanh, l);
-        for i in 0..8 {
-            let (ts, ds) = activation(Activation::Tanh, xs[i]);
+        for (i, &x) in xs.iter().enumerate() {
+            let (ts, ds) = activation(Activation::Tanh, x);
             assert_eq!(t.0[i].to_bits(), ts.to_bits());
             assert_eq!(d.0[i].to_bits(), ds.to_bits());
         }

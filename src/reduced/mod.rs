@@ -101,6 +101,7 @@ pub fn spike_frame(cfg: &Config, d: usize, walker: u64) -> SpikeFrame {
 }
 
 /// A reduced walker of any denoiser family.
+#[allow(clippy::large_enum_variant)] // one per running walker, moved once: boxing buys nothing
 pub enum ReducedLearner {
     Single(ReducedSingleLearner),
     TwoLayer(ReducedTwoLayerLearner),

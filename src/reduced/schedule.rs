@@ -610,6 +610,7 @@ impl<const L: usize> LaneBook<L> {
     /// Counts a step with losses `loss` and overlaps `ov`; the lanes that need a look (a record
     /// point, or an overlap reaching its threshold for the first time), if any.
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // five arrays indexed by lane, in one vectorisable loop
     fn step(&mut self, loss: Lanes<L>, ov: &[Lanes<L>; 3]) -> Option<[bool; L]> {
         self.loss_sum = self.loss_sum + loss;
         let mut events = [false; L];

@@ -174,12 +174,15 @@ pub fn run_full_walker_from<T: EngineReal, O: Observer>(
     }
 }
 
+/// The data model at one d and its Gaussian surrogate, shared by that d's walkers.
+pub type SharedModel<T> = (Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>);
+
 /// Runs one (d, walker) job with the configured engine.
 pub fn run_job<T: EngineReal>(
     cfg: &Config,
     d: usize,
     walker: u64,
-    shared: Option<&(Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>)>,
+    shared: Option<&SharedModel<T>>,
     keep: bool,
 ) -> WalkerResult {
     let mut traj = Trajectory::default();
@@ -212,7 +215,7 @@ pub fn run_job_from<T: EngineReal, O: Observer>(
     cfg: &Config,
     d: usize,
     walker: u64,
-    shared: Option<&(Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>)>,
+    shared: Option<&SharedModel<T>>,
     checkpoint: Option<WalkerCheckpoint>,
     observer: &mut O,
 ) -> Result<WalkerOutcome, String> {
@@ -266,7 +269,7 @@ fn run_jobs_t<T: EngineReal>(
     keep: bool,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Vec<WalkerResult> {
-    let shared: Vec<Option<(Arc<MixedCumulantModel<T>>, Arc<GaussianSurrogate<T>>)>> = dims
+    let shared: Vec<Option<SharedModel<T>>> = dims
         .iter()
         .map(|&d| {
             (cfg.experiment.engine == Engine::Full && !cfg.model.resample_spikes_per_walker)

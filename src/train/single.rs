@@ -333,6 +333,7 @@ impl<T: Real> Learner for SingleDirectionLearner<T> {
         let (mut cw, mut cv, mut loss, mut gb) = (0.0, 0.0, 0.0, 0.0);
         let (coef_x, coef_xi) = (&mut self.coef_x, &mut self.coef_xi);
         coef_x.fill(0.0);
+        #[allow(clippy::needless_range_loop)] // j indexes the samples' buffers and coefficients alike
         for j in 0..self.batch {
             let sh = model.draw_shift(&mut self.latent);
             let a0 = if self.level_sum { self.a_values[0] } else { draw_level(&self.a_values, &mut self.latent) };
@@ -504,9 +505,9 @@ impl EvalAccumulator {
     pub fn push(&mut self, data: f64, surr: f64) {
         let v = [data, surr, surr - data];
         self.n += 1.0;
-        for i in 0..3 {
-            self.sum[i] += v[i];
-            self.sum_sq[i] += v[i] * v[i];
+        for ((s, sq), x) in self.sum.iter_mut().zip(&mut self.sum_sq).zip(v) {
+            *s += x;
+            *sq += x * x;
         }
     }
 
@@ -593,8 +594,8 @@ mod tests {
                     let xt: Vec<f64> = x.iter().zip(&xi).map(|(a_, b_)| a * a_ + s * b_).collect();
                     let net = SingleDirection { activation: act, b };
                     let g = net.gradient(&w, &x, &xt, a);
-                    for i in 0..d {
-                        grad[i] += g.grad_w[i] / batch as f64;
+                    for (gi, &x) in grad.iter_mut().zip(&g.grad_w) {
+                        *gi += x / batch as f64;
                     }
                     gb += g.grad_b / batch as f64;
                     loss += g.loss / batch as f64;
