@@ -205,6 +205,7 @@ fn main() -> anyhow::Result<()> {
         if partial.exists() {
             std::fs::remove_dir_all(&partial)?;
         }
+        let _ = std::fs::remove_file(args.out.join(format!("interim_d{d}.md")));
         done.push(f);
         write_report(&cfg, &done, &args.out, args.ref_power)?;
     }
@@ -306,6 +307,9 @@ fn run_dim(
             t0.elapsed().as_secs_f64(),
             rows.iter().filter(|r| r.is_some()).count()
         );
+        let interim = interim_report(cfg, d, &rows, &dir, &time)?;
+        eprint!("{interim}");
+        std::fs::write(args.out.join(format!("interim_d{d}.md")), interim)?;
         return Ok(None);
     }
     let walkers: Vec<WalkerRow> = rows.into_iter().map(|r| r.expect("every walker finished")).collect();
@@ -317,6 +321,78 @@ fn run_dim(
         total_steps: walkers.iter().map(|w| w.steps).sum(),
         walkers,
     }))
+}
+
+/// What the walkers of a suspended d say so far: per direction the Kaplan–Meier median of the
+/// recovery times, each walker that has not recovered censored at the samples it has seen (its
+/// budget if finished, its current step if suspended, 0 if not started), with a bootstrap CI over
+/// walkers. Not part of the fits: those wait for every walker to finish.
+fn interim_report(
+    cfg: &Config,
+    d: usize,
+    rows: &[Option<WalkerRow>],
+    dir: &Path,
+    time: &PartialTime,
+) -> anyhow::Result<String> {
+    let batch = cfg.train.batch as u64;
+    let mut snapshots: Vec<Option<WalkerSnapshot>> = vec![None; rows.len()];
+    for (w, snap) in snapshots.iter_mut().enumerate() {
+        if rows[w].is_none() {
+            if let Ok(b) = std::fs::read(dir.join(format!("w{w}.json"))) {
+                if let PartialWalker::Suspended(s) = serde_json::from_slice(&b)? {
+                    *snap = Some(*s);
+                }
+            }
+        }
+    }
+    let (finished, running) = (rows.iter().flatten().count(), snapshots.iter().flatten().count());
+    let d3 = (d as f64).powi(3);
+    let mut md = format!(
+        "# d = {d}: interim, after {} sittings ({:.0} s wall, {:.0} s CPU)\n\n{finished} of {} walkers finished, {running} suspended (censored at their current step), {} not started.\n\n",
+        time.sittings,
+        time.wall_seconds,
+        time.cpu_seconds,
+        rows.len(),
+        rows.len() - finished - running
+    );
+    for dirn in cfg.directions() {
+        let obs: Vec<(u64, bool)> = rows
+            .iter()
+            .zip(&snapshots)
+            .map(|(r, s)| match (r, s) {
+                (Some(r), _) => r.first[dirn].map_or((r.steps * batch, false), |t| (t, true)),
+                (None, Some(s)) => s.first[dirn].map_or((s.step * batch, false), |t| (t, true)),
+                (None, None) => (0, false),
+            })
+            .collect();
+        let recovered = obs.iter().filter(|o| o.1).count();
+        let median = study::recovery::km_quantile(&obs, cfg.study.quantile);
+        let mut rng = ScalarRng::from_seed(study::stream(cfg, d, 0, StreamKind::Bootstrap));
+        let mut reps: Vec<f64> = Vec::new();
+        let total = cfg.study.bootstrap;
+        for _ in 0..total {
+            let re: Vec<(u64, bool)> = (0..obs.len()).map(|_| obs[rng.below(obs.len() as u64) as usize]).collect();
+            if let Some(m) = study::recovery::km_quantile(&re, cfg.study.quantile) {
+                reps.push(m);
+            }
+        }
+        reps.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| reps[((p * (reps.len() - 1) as f64).round() as usize).min(reps.len() - 1)];
+        md.push_str(&format!("Direction {}: {recovered} recovered. ", DIRECTION_NAMES[dirn]));
+        match median {
+            Some(m) if !reps.is_empty() => md.push_str(&format!(
+                "Kaplan–Meier q = {} quantile n̂* = {m:.4e} samples (n̂*/d³ = {:.1}), bootstrap 95 % CI [{:.3e}, {:.3e}] ({} of {total} replicates undefined).\n\n",
+                cfg.study.quantile,
+                m / d3,
+                pct(0.025),
+                pct(0.975),
+                total - reps.len()
+            )),
+            _ => md.push_str("The Kaplan–Meier quantile is not defined yet.\n\n"),
+        }
+    }
+    md.push_str("This d enters the fits once every walker has finished; rerun the same command to continue.\n");
+    Ok(md)
 }
 
 fn results_of(cfg: &Config, files: &[DimFile]) -> Vec<WalkerResult> {
