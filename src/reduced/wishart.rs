@@ -57,9 +57,10 @@ impl ChiSquare {
     }
 
     /// Marsaglia & Tsang (2000), "A simple method for generating gamma variables": for shape
-    /// α ≥ 1, d = α − 1/3, c = 1/√(9d), draw x ~ N(0,1), t = (1 + c x)³ and accept d·t with
-    /// probability given by the exact density ratio; the squeeze 1 − 0.0331 x⁴ avoids the logarithm
-    /// in almost every attempt.
+    /// α ≥ 1, d = α − 1/3, c = 1/√(9d), draw x ~ N(0,1), t = (1 + c x)³ and accept d·t when
+    /// ln u < x²/2 + d(1 − t + ln t), the exact density ratio. Two squeezes decide without a
+    /// logarithm: [`ChiSquare::accepts_without_log`], which leaves about 3/(108 d) of the attempts
+    /// at large d, and theirs, u < 1 − 0.0331 x⁴, which leaves about 10 %.
     #[inline]
     fn gamma_attempts<V: Variates>(&self, v: &mut V) -> f64 {
         loop {
@@ -71,13 +72,38 @@ impl ChiSquare {
             let t3 = t * t * t;
             let u = v.uniform_open();
             let x2 = x * x;
-            if u < 1.0 - 0.0331 * x2 * x2 {
-                return self.mt_d * t3;
-            }
-            if u.ln() < 0.5 * x2 + self.mt_d * (1.0 - t3 + t3.ln()) {
+            // The tight squeeze first: it decides almost every attempt at the engine's large k, so
+            // the branch is predictable (the classic one fails ≈ 10 % of the time, at random).
+            if self.accepts_without_log(t, x2, u) || u < 1.0 - 0.0331 * x2 * x2 || self.log_test(t3, x2, u) {
                 return self.mt_d * t3;
             }
         }
+    }
+
+    /// The exact acceptance test as computed, ln u < x²/2 + d(1 − t³ + ln t³).
+    #[inline]
+    fn log_test(&self, t3: f64, x2: f64, u: f64) -> bool {
+        u.ln() < 0.5 * x2 + self.mt_d * (1.0 - t3 + t3.ln())
+    }
+
+    /// A sufficient condition for [`ChiSquare::log_test`], so the variates are those of the test
+    /// alone, bit for bit. With e = t − 1 (exact in floating point) and |e| ≤ ½, the Taylor bound
+    /// ln(1 + e) ≥ e − e²/2 + e³/3 − e⁴/4 − 0.4|e|⁵ gives
+    /// x²/2 + d(1 − t³ + 3 ln t) ≥ x²/2 − d(4.5e² + 0.75e⁴ + 1.2|e|⁵) =: L (the x² terms cancel to
+    /// leading order, since 9dc² = 1), and ln u ≤ u − 1; so u − 1 < L means the exact test accepts.
+    /// The margin covers the rounding of both sides of the computed test, whose largest error is
+    /// that of d(1 − t³ + ln t³), a few ulp of 1 times d.
+    #[inline]
+    fn accepts_without_log(&self, t: f64, x2: f64, u: f64) -> bool {
+        let e = t - 1.0;
+        let ae = e.abs();
+        if ae > 0.5 {
+            return false;
+        }
+        let e2 = e * e;
+        let bound = 0.5 * x2 - self.mt_d * (4.5 * e2 + e2 * e2 * (0.75 + 1.2 * ae));
+        let margin = 1e-12 + 1e-14 * self.mt_d;
+        u - 1.0 < bound - margin
     }
 }
 
@@ -149,6 +175,69 @@ mod tests {
             assert!(m.abs() < 5.0 / nf.sqrt(), "k = {k}: standardised mean {m}");
             let se_v = ((2.0 + 12.0 / kf) / nf).sqrt();
             assert!((v - 1.0).abs() < 5.0 * se_v, "k = {k}: standardised variance {v}");
+        }
+    }
+
+    /// The log-free squeeze never accepts where the computed exact test rejects, so the variates
+    /// are bit for bit those of the plain Marsaglia–Tsang loop; and it leaves the logarithm to a
+    /// small fraction of the attempts the classic squeeze leaves.
+    #[test]
+    fn log_free_squeeze_implies_the_exact_test() {
+        let mut rng = ScalarRng::from_seed(23);
+        for k in [2u64, 3, 5, 12, 64, 509, 1_000_000_000] {
+            let chi = ChiSquare::new(k);
+            let (mut left_by_classic, mut left_by_both) = (0u64, 0u64);
+            for i in 0..400_000 {
+                let x = rng.normal() * if i % 4 == 0 { 3.0 } else { 1.0 };
+                let t = 1.0 + chi.mt_c * x;
+                if t <= 0.0 {
+                    continue;
+                }
+                let (t3, x2) = (t * t * t, x * x);
+                // Half the uniforms straddle the computed boundary exp(RHS), where a wrong bound
+                // would show.
+                let rhs = 0.5 * x2 + chi.mt_d * (1.0 - t3 + t3.ln());
+                let u = if i % 2 == 0 {
+                    rng.uniform_open()
+                } else {
+                    (rhs.exp() * (1.0 + 1e-9 * (rng.uniform_open() - 0.5))).min(1.0 - f64::EPSILON)
+                };
+                let fast = chi.accepts_without_log(t, x2, u);
+                assert!(!fast || chi.log_test(t3, x2, u), "k = {k}: x = {x}, u = {u} accepted without the test");
+                if i % 4 == 2 && u >= 1.0 - 0.0331 * x2 * x2 {
+                    left_by_classic += 1;
+                    left_by_both += u64::from(!fast);
+                }
+            }
+            // At small k the Taylor bound is loose (c x is often near ½).
+            if k >= 64 {
+                assert!(
+                    left_by_both * 5 < left_by_classic,
+                    "k = {k}: {left_by_both} of {left_by_classic} still need ln"
+                );
+            }
+            eprintln!("k = {k}: {left_by_both} of {left_by_classic} attempts still need ln");
+        }
+        // The variates equal those of the loop with the exact test alone.
+        for k in [2u64, 7, 100, 4093] {
+            let chi = ChiSquare::new(k);
+            let (mut a, mut b) = (ScalarRng::from_seed(k), ScalarRng::from_seed(k));
+            for _ in 0..100_000 {
+                let plain = loop {
+                    let x = b.normal();
+                    let t = 1.0 + chi.mt_c * x;
+                    if t <= 0.0 {
+                        continue;
+                    }
+                    let t3 = t * t * t;
+                    let u = b.uniform_open();
+                    let x2 = x * x;
+                    if u < 1.0 - 0.0331 * x2 * x2 || chi.log_test(t3, x2, u) {
+                        break chi.mt_d * t3;
+                    }
+                };
+                assert_eq!(chi.gamma_attempts(&mut a).to_bits(), plain.to_bits(), "k = {k}");
+            }
         }
     }
 
