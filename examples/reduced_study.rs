@@ -188,7 +188,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         eprintln!("d = {d}: running {} walkers (budget {} samples each)", cfg.train.walkers, cfg.train.max_samples(d));
-        let Some(f) = run_dim(&cfg, d, &args, &pool, commit.clone())? else {
+        let Some(f) = run_dim(&cfg, d, &args, &pool, commit.clone(), &done)? else {
             // Suspended: report what is complete and stop; the next run continues this d.
             write_report(&cfg, &done, &args.out, args.ref_power)?;
             return Ok(());
@@ -220,6 +220,7 @@ fn run_dim(
     args: &Args,
     pool: &rayon::ThreadPool,
     commit: Option<String>,
+    done: &[DimFile],
 ) -> anyhow::Result<Option<DimFile>> {
     let (t0, c0) = (Instant::now(), cpu_seconds());
     let n = cfg.train.walkers as u64;
@@ -307,7 +308,7 @@ fn run_dim(
             t0.elapsed().as_secs_f64(),
             rows.iter().filter(|r| r.is_some()).count()
         );
-        let interim = interim_report(cfg, d, &rows, &dir, &time)?;
+        let interim = interim_report(cfg, d, &rows, &dir, &time, done)?;
         eprint!("{interim}");
         std::fs::write(args.out.join(format!("interim_d{d}.md")), interim)?;
         return Ok(None);
@@ -326,13 +327,16 @@ fn run_dim(
 /// What the walkers of a suspended d say so far: per direction the Kaplan–Meier median of the
 /// recovery times, each walker that has not recovered censored at the samples it has seen (its
 /// budget if finished, its current step if suspended, 0 if not started), with a bootstrap CI over
-/// walkers. Not part of the fits: those wait for every walker to finish.
+/// walkers. Not part of the fits, which wait for every walker to finish — except that once every
+/// suspended walker's censoring point lies beyond the quantile, no outcome of theirs can change it,
+/// and the report adds the slope over the finished d and this one.
 fn interim_report(
     cfg: &Config,
     d: usize,
     rows: &[Option<WalkerRow>],
     dir: &Path,
     time: &PartialTime,
+    done: &[DimFile],
 ) -> anyhow::Result<String> {
     let batch = cfg.train.batch as u64;
     let mut snapshots: Vec<Option<WalkerSnapshot>> = vec![None; rows.len()];
@@ -355,6 +359,7 @@ fn interim_report(
         rows.len(),
         rows.len() - finished - running
     );
+    let mut determined = Vec::new();
     for dirn in cfg.directions() {
         let obs: Vec<(u64, bool)> = rows
             .iter()
@@ -389,6 +394,62 @@ fn interim_report(
                 total - reps.len()
             )),
             _ => md.push_str("The Kaplan–Meier quantile is not defined yet.\n\n"),
+        }
+        // Final once every walker still running (or not started) is censored beyond it: their
+        // recovery times can only be larger.
+        let open_beyond =
+            |m: f64| rows.iter().zip(&snapshots).zip(&obs).all(|((r, _), o)| r.is_some() || o.1 || o.0 as f64 > m);
+        if median.is_some_and(open_beyond) {
+            determined.push(dirn);
+        }
+    }
+    if !determined.is_empty() && !done.is_empty() {
+        // This d as it stands: suspended walkers count as not recovered (their recovery times
+        // lie beyond the quantile, so the point estimates are final; the bootstrap intervals may
+        // still move a little when they finish).
+        let now = DimFile {
+            d,
+            git_commit: None,
+            wall_seconds: time.wall_seconds,
+            cpu_seconds: time.cpu_seconds,
+            total_steps: 0,
+            walkers: rows
+                .iter()
+                .zip(&snapshots)
+                .enumerate()
+                .map(|(w, (r, s))| match (r, s) {
+                    (Some(r), _) => WalkerRow { walker: r.walker, steps: r.steps, first: r.first, diverged: None },
+                    (None, s) => WalkerRow {
+                        walker: w as u64,
+                        steps: s.as_ref().map_or(0, |s| s.step),
+                        first: s.as_ref().map_or([None; 3], |s| s.first),
+                        diverged: None,
+                    },
+                })
+                .collect(),
+        };
+        let files: Vec<&DimFile> = done.iter().chain(std::iter::once(&now)).collect();
+        let dims: Vec<usize> = files.iter().map(|f| f.d).collect();
+        let results: Vec<WalkerResult> = files.iter().flat_map(|f| results_of(cfg, std::slice::from_ref(*f))).collect();
+        let summary = study::summarise(cfg, &dims, &results);
+        for (k, dirn) in cfg.directions().into_iter().enumerate() {
+            let e = &summary.exponents[k];
+            if !determined.contains(&dirn) {
+                continue;
+            }
+            if let (Some(sl), Some(lo), Some(hi)) = (e.slope, e.ci_low, e.ci_high) {
+                md.push_str(&format!(
+                    "Direction {}: the quantile at this d is final (every unfinished walker is censored beyond it). Slope of log n̂* on log d over d = {} … {d} with this d: **{sl:.3}** (95 % CI [{lo:.3}, {hi:.3}]; the CI counts the unfinished walkers as not recovered and may move a little when they finish)",
+                    DIRECTION_NAMES[dirn],
+                    dims[0],
+                ));
+                if let (Some(l), Some(llo), Some(lhi)) =
+                    (e.log_corrected_slope, e.log_corrected_ci_low, e.log_corrected_ci_high)
+                {
+                    md.push_str(&format!("; log-corrected {l:.3} [{llo:.3}, {lhi:.3}]"));
+                }
+                md.push_str(".\n\n");
+            }
         }
     }
     md.push_str("This d enters the fits once every walker has finished; rerun the same command to continue.\n");
