@@ -1,5 +1,5 @@
 //! Throughput of the reduced single-direction step in CPU time (robust on a shared machine, where
-//! wall-clock benchmarks measure the neighbours): one walker, 4 and 8 SIMD lanes, at d = 10³ and
+//! wall-clock benchmarks measure the neighbours): one walker, and 1, 2, 4 and 8 SIMD lanes, at d = 10³ and
 //! d = 10⁹, and the cost of the step's 12 normals alone.
 //!
 //! ```text
@@ -51,17 +51,26 @@ fn main() {
             }
         });
         let shared = SingleShared::new(&ReducedSingleSetup::speed_reference(d));
-        let mut w4: [SingleWalker; 4] =
-            std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
-        let lanes4 = rate(secs, 100_000, || run_lane_steps::<4>(&shared, &mut w4, 25_000));
-        let mut w8: [SingleWalker; 8] =
-            std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
-        let lanes8 = rate(secs, 100_000, || run_lane_steps::<8>(&shared, &mut w8, 12_500));
+        // Walker-steps per CPU second with L walkers in lanes (the scheduler's group widths).
+        fn lanes<const L: usize>(secs: f64, shared: &SingleShared, d: u64) -> f64 {
+            let mut w: [SingleWalker; L] =
+                std::array::from_fn(|i| SingleWalker::new(d, 1.0, 10 + i as u64, 20 + i as u64, 30 + i as u64, 0));
+            rate(secs, 100_000, || run_lane_steps::<L>(shared, &mut w, 100_000 / L as u64))
+        }
+        let widths = [
+            (1, lanes::<1>(secs, &shared, d)),
+            (2, lanes::<2>(secs, &shared, d)),
+            (4, lanes::<4>(secs, &shared, d)),
+            (8, lanes::<8>(secs, &shared, d)),
+        ];
+        let in_lanes: Vec<String> = widths
+            .iter()
+            .map(|(l, r)| format!("{l} lane{} {r:.3e} ({:.1} ns)", if *l > 1 { "s" } else { "" }, 1e9 / r))
+            .collect();
         println!(
-            "d = {d:>10}: one walker {one:.3e} steps/CPU-s ({:.1} ns), 4 lanes {lanes4:.3e} ({:.1} ns), 8 lanes {lanes8:.3e} ({:.1} ns)",
+            "d = {d:>10}: one walker {one:.3e} steps/CPU-s ({:.1} ns); in lanes: {}",
             1e9 / one,
-            1e9 / lanes4,
-            1e9 / lanes8
+            in_lanes.join(", ")
         );
     }
 }
