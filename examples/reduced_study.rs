@@ -434,7 +434,9 @@ fn interim_report(
         let summary = study::summarise(cfg, &dims, &results);
         for (k, dirn) in cfg.directions().into_iter().enumerate() {
             let e = &summary.exponents[k];
-            if !determined.contains(&dirn) {
+            // Only a fit this d enters (f_d ≥ min_success with the unfinished walkers counted
+            // as not recovered).
+            if !determined.contains(&dirn) || !e.fit.as_ref().is_some_and(|f| f.dims_used.contains(&d)) {
                 continue;
             }
             if let (Some(sl), Some(lo), Some(hi)) = (e.slope, e.ci_low, e.ci_high) {

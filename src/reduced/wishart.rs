@@ -57,8 +57,8 @@ impl ChiSquare {
     }
 
     /// Marsaglia & Tsang (2000), "A simple method for generating gamma variables": for shape
-    /// α ≥ 1, d = α − 1/3, c = 1/√(9d), draw x ~ N(0,1), t = (1 + c x)³ and accept d·t when
-    /// ln u < x²/2 + d(1 − t + ln t), the exact density ratio. Two squeezes decide without a
+    /// α ≥ 1, d = α − 1/3, c = 1/√(9d), draw x ~ N(0,1), t = 1 + c x and accept d·t³ when
+    /// ln u < x²/2 + d(1 − t³ + ln t³), the exact density ratio. Two squeezes decide without a
     /// logarithm: [`ChiSquare::accepts_without_log`], which leaves about 3/(108 d) of the attempts
     /// at large d, and theirs, u < 1 − 0.0331 x⁴, which leaves about 10 %.
     #[inline]
