@@ -36,9 +36,12 @@ fn main() {
     let secs: f64 = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(3.0);
     let mut s = WalkerStreams::new(5, 6);
     let normals = rate(secs, 100_000, || {
-        let mut acc = 0.0;
-        for _ in 0..1_200_000 {
-            acc += s.normal();
+        // Four sums, so the loop is not one chain of dependent adds.
+        let mut acc = [0.0; 4];
+        for _ in 0..300_000 {
+            for a in &mut acc {
+                *a += s.normal();
+            }
         }
         black_box(acc);
     });
