@@ -13,10 +13,13 @@ committed by `examples/reduced_study.rs`:
 A group of width L full of walkers makes RATE[L] walker-steps per second (the lane step of
 `cargo run --release --example reduced_speed` times the scheduler's overhead, below).
 
-    python3 benches/lane_schedule_model.py DIMS [THREADS] [--mixed] [--results DIR]
+    python3 benches/lane_schedule_model.py DIMS [THREADS] [--one-queue [--mixed]] [--results DIR]
 
-`--mixed` lets a group take walkers of any d (not how the scheduler works: it shows what that
-would buy). Prints the predicted wall time and the time at perfect scaling (every lane busy).
+By default the d run one after another, as `examples/reduced_study.rs` runs them (one checkpointed
+d at a time). `--one-queue` puts every d in one queue, as `diffexp study` does
+(`reduced::schedule::run_jobs`); `--mixed` then also lets a group take walkers of any d (not how the
+scheduler works: it shows what that would buy). Prints the predicted wall time and the time at
+perfect scaling (every lane busy).
 """
 
 import json
@@ -86,6 +89,7 @@ def predict(steps_by_d, threads, mixed):
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     mixed = "--mixed" in sys.argv
+    one_queue = "--one-queue" in sys.argv or mixed
     results = "docs/results/cumulant_independent_reduced"
     if "--results" in sys.argv:
         results = sys.argv[sys.argv.index("--results") + 1]
@@ -98,9 +102,14 @@ def main():
     for d in dims:
         with open(f"{results}/walkers_d{d}.json") as f:
             steps_by_d[d] = [w["steps"] for w in json.load(f)["walkers"]]
-    wall, perfect = predict(steps_by_d, threads, mixed)
+    if one_queue:
+        wall, perfect = predict(steps_by_d, threads, mixed)
+    else:
+        per_d = [predict({d: steps}, threads, False) for d, steps in steps_by_d.items()]
+        wall, perfect = sum(w for w, _ in per_d), sum(p for _, p in per_d)
     total = sum(map(sum, steps_by_d.values()))
-    print(f"d = {dims}, {threads} threads{' (groups mix d)' if mixed else ''}: {total:.3e} walker-steps")
+    how = "groups mix d" if mixed else "one queue" if one_queue else "one d after another"
+    print(f"d = {dims}, {threads} threads, {how}: {total:.3e} walker-steps")
     print(f"predicted wall time {wall / 60:.1f} min; every lane busy {perfect / 60:.1f} min")
 
 
