@@ -397,8 +397,7 @@ fn interim_report(
         }
         // Final once every walker still running (or not started) is censored beyond it: their
         // recovery times can only be larger.
-        let open_beyond =
-            |m: f64| rows.iter().zip(&snapshots).zip(&obs).all(|((r, _), o)| r.is_some() || o.1 || o.0 as f64 > m);
+        let open_beyond = |m: f64| rows.iter().zip(&obs).all(|(r, o)| r.is_some() || o.1 || o.0 as f64 > m);
         if median.is_some_and(open_beyond) {
             determined.push(dirn);
         }
@@ -430,7 +429,7 @@ fn interim_report(
         };
         let files: Vec<&DimFile> = done.iter().chain(std::iter::once(&now)).collect();
         let dims: Vec<usize> = files.iter().map(|f| f.d).collect();
-        let results: Vec<WalkerResult> = files.iter().flat_map(|f| results_of(cfg, std::slice::from_ref(*f))).collect();
+        let results = results_of(cfg, files.iter().copied());
         let summary = study::summarise(cfg, &dims, &results);
         for (k, dirn) in cfg.directions().into_iter().enumerate() {
             let e = &summary.exponents[k];
@@ -458,10 +457,10 @@ fn interim_report(
     Ok(md)
 }
 
-fn results_of(cfg: &Config, files: &[DimFile]) -> Vec<WalkerResult> {
+fn results_of<'a>(cfg: &Config, files: impl IntoIterator<Item = &'a DimFile>) -> Vec<WalkerResult> {
     let th = study::thresholds(cfg);
     files
-        .iter()
+        .into_iter()
         .flat_map(|f| {
             f.walkers.iter().map(move |w| WalkerResult {
                 d: f.d,
