@@ -29,8 +29,8 @@ import sys
 # reduced_speed 3` at d = 10^3 (1, 2, 4 and 8 lanes), times the study's own overhead (bookkeeping,
 # recovery checks): the d = 64 study runs 1.59e7 walker-steps per CPU second on one thread, 0.95 of
 # the 8-lane figure.
-LANE_RATE = {1: 8.97e6, 2: 8.97e6, 4: 1.267e7, 8: 1.673e7}
-BOOKKEEPING = 1.59e7 / LANE_RATE[8]
+LANE_RATE = {1: 9.1e6, 2: 9.1e6, 4: 1.44e7, 8: 1.81e7}
+BOOKKEEPING = 1.91e7 / LANE_RATE[8]
 RATE = {L: r * BOOKKEEPING for L, r in LANE_RATE.items()}
 
 

@@ -32,7 +32,7 @@ use diffexp::train::WalkerOutcome;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Serialize, Deserialize)]
@@ -177,6 +177,7 @@ fn main() -> anyhow::Result<()> {
         b.build()?
     };
     let mut done: Vec<DimFile> = Vec::new();
+    let mut pending = Vec::new();
     for &d in &cfg.study.dims {
         let path = args.out.join(format!("walkers_d{d}.json"));
         if let Ok(text) = std::fs::read_to_string(&path) {
@@ -187,91 +188,193 @@ fn main() -> anyhow::Result<()> {
                 continue;
             }
         }
-        eprintln!("d = {d}: running {} walkers (budget {} samples each)", cfg.train.walkers, cfg.train.max_samples(d));
-        let Some(f) = run_dim(&cfg, d, &args, &pool, commit.clone(), &done)? else {
-            // Suspended: report what is complete and stop; the next run continues this d.
-            write_report(&cfg, &done, &args.out, args.ref_power)?;
-            return Ok(());
-        };
+        pending.push(d);
+    }
+    let sitting = if pending.is_empty() {
+        Sitting { finished: Vec::new(), suspended: Vec::new() }
+    } else if schedule::lanes_apply(&cfg) {
+        run_in_lanes(&cfg, &pending, &args, &pool, commit)?
+    } else {
+        run_one_d_at_a_time(&cfg, &pending, &pool, commit)
+    };
+    for f in sitting.finished {
+        let d = f.d;
         eprintln!(
-            "  {:.1} s wall, {:.1} s CPU, {:.3e} walker-steps, {:.3e} steps per CPU second",
-            f.wall_seconds,
-            f.cpu_seconds,
+            "d = {d}: done, {:.3e} walker-steps, {:.1} s CPU ({:.3e} steps per CPU second)",
             f.total_steps as f64,
+            f.cpu_seconds,
             f.total_steps as f64 / f.cpu_seconds
         );
-        std::fs::write(&path, serde_json::to_string(&f)?)?;
+        std::fs::write(args.out.join(format!("walkers_d{d}.json")), serde_json::to_string(&f)?)?;
         let partial = args.out.join(format!("partial_d{d}"));
         if partial.exists() {
             std::fs::remove_dir_all(&partial)?;
         }
         let _ = std::fs::remove_file(args.out.join(format!("interim_d{d}.md")));
         done.push(f);
-        write_report(&cfg, &done, &args.out, args.ref_power)?;
+    }
+    let order = |d: usize| cfg.study.dims.iter().position(|&x| x == d);
+    done.sort_by_key(|f| order(f.d));
+    for s in &sitting.suspended {
+        // A d that has not finished: report what it says so far; the next run continues it.
+        let interim = interim_report(&cfg, s.d, &s.rows, &s.dir, &s.time, &done)?;
+        eprint!("{interim}");
+        std::fs::write(args.out.join(format!("interim_d{}.md", s.d)), interim)?;
     }
     write_report(&cfg, &done, &args.out, args.ref_power)?;
     Ok(())
 }
 
-/// Runs (or continues) every walker at d; `None` when `--stop-after` suspended the run first.
-fn run_dim(
-    cfg: &Config,
+/// What one sitting did: the d it completed, and the d left suspended (rerun to continue).
+struct Sitting {
+    finished: Vec<DimFile>,
+    suspended: Vec<SuspendedDim>,
+}
+
+struct SuspendedDim {
     d: usize,
+    rows: Vec<Option<WalkerRow>>,
+    dir: PathBuf,
+    time: PartialTime,
+}
+
+/// Configs that do not run in lanes: one job per walker, no snapshots, each d in one go.
+fn run_one_d_at_a_time(cfg: &Config, dims: &[usize], pool: &rayon::ThreadPool, commit: Option<String>) -> Sitting {
+    let finished = dims
+        .iter()
+        .map(|&d| {
+            eprintln!(
+                "d = {d}: running {} walkers (budget {} samples each)",
+                cfg.train.walkers,
+                cfg.train.max_samples(d)
+            );
+            let (t0, c0) = (Instant::now(), cpu_seconds());
+            let results = pool.install(|| study::run_jobs(cfg, &[d], false, &|_| {}));
+            DimFile {
+                d,
+                git_commit: commit.clone(),
+                wall_seconds: t0.elapsed().as_secs_f64(),
+                cpu_seconds: cpu_seconds() - c0,
+                total_steps: results.iter().map(|r| r.outcome.steps).sum(),
+                walkers: results.iter().map(row_of).collect(),
+            }
+        })
+        .collect();
+    Sitting { finished, suspended: Vec::new() }
+}
+
+/// One d's walkers in a joint lane run: their files in `partial_d<d>/`, what earlier sittings did.
+struct DimState {
+    d: usize,
+    dir: PathBuf,
+    earlier: PartialTime,
+    /// Walker-steps made in this sitting, from the latest result or snapshot of each walker.
+    steps_now: Vec<AtomicU64>,
+    /// Step of each walker when this sitting started.
+    steps_before: Vec<u64>,
+}
+
+impl DimState {
+    fn walker_path(&self, w: u64) -> PathBuf {
+        self.dir.join(format!("w{w}.json"))
+    }
+}
+
+/// Runs (or continues) every walker of every d in `dims` in one lane run, so that groups mix d
+/// and no lane idles while another d still has walkers. Stops after `--stop-after` seconds.
+fn run_in_lanes(
+    cfg: &Config,
+    dims: &[usize],
     args: &Args,
     pool: &rayon::ThreadPool,
     commit: Option<String>,
-    done: &[DimFile],
-) -> anyhow::Result<Option<DimFile>> {
+) -> anyhow::Result<Sitting> {
     let (t0, c0) = (Instant::now(), cpu_seconds());
     let n = cfg.train.walkers as u64;
-    if !schedule::lanes_apply(cfg) {
-        // One job per walker, no snapshots: the whole d in one sitting.
-        let results = pool.install(|| study::run_jobs(cfg, &[d], false, &|_| {}));
-        return Ok(Some(DimFile {
-            d,
-            git_commit: commit,
-            wall_seconds: t0.elapsed().as_secs_f64(),
-            cpu_seconds: cpu_seconds() - c0,
-            total_steps: results.iter().map(|r| r.outcome.steps).sum(),
-            walkers: results.iter().map(row_of).collect(),
-        }));
-    }
-    let dir = args.out.join(format!("partial_d{d}"));
-    std::fs::create_dir_all(&dir)?;
-    let walker_path = |w: u64| dir.join(format!("w{w}.json"));
-    let time_path = dir.join("time.json");
-    let earlier: PartialTime = match std::fs::read(&time_path) {
-        Ok(b) => serde_json::from_slice(&b)?,
-        Err(_) => PartialTime::default(),
-    };
-    let mut rows: Vec<Option<WalkerRow>> = (0..n).map(|_| None).collect();
+    let mut states = Vec::new();
+    // Per d, each walker's result once it finished.
+    let mut rows: Vec<Vec<Option<WalkerRow>>> = Vec::new();
     let mut resume = Vec::new();
-    for w in 0..n {
-        let Ok(bytes) = std::fs::read(walker_path(w)) else { continue };
-        match serde_json::from_slice(&bytes)? {
-            PartialWalker::Done(r) => rows[w as usize] = Some(r),
-            PartialWalker::Suspended(s) => resume.push(*s),
+    let mut to_run: Vec<(usize, u64)> = Vec::new();
+    for &d in dims {
+        let dir = args.out.join(format!("partial_d{d}"));
+        std::fs::create_dir_all(&dir)?;
+        let earlier: PartialTime = match std::fs::read(dir.join("time.json")) {
+            Ok(b) => serde_json::from_slice(&b)?,
+            Err(_) => PartialTime::default(),
+        };
+        let mut r: Vec<Option<WalkerRow>> = (0..n).map(|_| None).collect();
+        let s = DimState {
+            d,
+            dir,
+            earlier,
+            steps_now: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            steps_before: Vec::new(),
+        };
+        let mut steps_before = vec![0; n as usize];
+        let mut resumed = 0;
+        for w in 0..n {
+            let Ok(bytes) = std::fs::read(s.walker_path(w)) else { continue };
+            match serde_json::from_slice(&bytes)? {
+                PartialWalker::Done(row) => r[w as usize] = Some(row),
+                PartialWalker::Suspended(snap) => {
+                    steps_before[w as usize] = snap.step;
+                    s.steps_now[w as usize].store(snap.step, Ordering::Relaxed);
+                    resume.push(*snap);
+                    resumed += 1;
+                }
+            }
         }
+        let open: Vec<u64> = (0..n).filter(|&w| r[w as usize].is_none()).collect();
+        eprintln!(
+            "d = {d}: {} walkers (budget {} samples each): {} finished earlier, {resumed} resume from snapshots (sitting {})",
+            n,
+            cfg.train.max_samples(d),
+            n as usize - open.len(),
+            s.earlier.sittings + 1
+        );
+        to_run.extend(open.iter().map(|&w| (d, w)));
+        states.push(DimState { steps_before, ..s });
+        rows.push(r);
     }
-    let to_run: Vec<u64> = (0..n).filter(|&w| rows[w as usize].is_none()).collect();
-    eprintln!(
-        "  {} walkers finished earlier, {} resume from snapshots (sitting {})",
-        n as usize - to_run.len(),
-        resume.len(),
-        earlier.sittings + 1
-    );
-    let time_now = || PartialTime {
-        wall_seconds: earlier.wall_seconds + t0.elapsed().as_secs_f64(),
-        cpu_seconds: earlier.cpu_seconds + (cpu_seconds() - c0),
-        sittings: earlier.sittings + 1,
+    let state_of = |d: usize| states.iter().find(|s| s.d == d).expect("a pending d");
+    // This sitting's time, shared among the d by the walker-steps each made in it.
+    let times_now = || -> Vec<PartialTime> {
+        let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        let made: Vec<u64> = states
+            .iter()
+            .map(|s| s.steps_now.iter().zip(&s.steps_before).map(|(a, &b)| a.load(Ordering::Relaxed) - b).sum())
+            .collect();
+        let total = made.iter().sum::<u64>().max(1) as f64;
+        states
+            .iter()
+            .zip(&made)
+            .map(|(s, &m)| PartialTime {
+                wall_seconds: s.earlier.wall_seconds + wall * m as f64 / total,
+                cpu_seconds: s.earlier.cpu_seconds + cpu * m as f64 / total,
+                sittings: s.earlier.sittings + 1,
+            })
+            .collect()
+    };
+    let write_times = || -> anyhow::Result<Vec<PartialTime>> {
+        let times = times_now();
+        for (s, t) in states.iter().zip(&times) {
+            write_atomic(&s.dir.join("time.json"), t)?;
+        }
+        Ok(times)
     };
     // A walker's snapshot and its result come from the same thread in that order, so a result
     // is never overwritten by a snapshot.
     let on_done = |r: &WalkerResult| {
-        write_atomic(&walker_path(r.walker), &PartialWalker::Done(row_of(r))).expect("write a walker's result");
+        let s = state_of(r.d);
+        s.steps_now[r.walker as usize].store(r.outcome.steps, Ordering::Relaxed);
+        write_atomic(&s.walker_path(r.walker), &PartialWalker::Done(row_of(r))).expect("write a walker's result");
     };
-    let on_snapshot = |s: WalkerSnapshot| {
-        write_atomic(&walker_path(s.walker), &PartialWalker::Suspended(Box::new(s))).expect("write a walker snapshot");
+    let on_snapshot = |snap: WalkerSnapshot| {
+        let s = state_of(snap.d);
+        s.steps_now[snap.walker as usize].store(snap.step, Ordering::Relaxed);
+        write_atomic(&s.walker_path(snap.walker), &PartialWalker::Suspended(Box::new(snap)))
+            .expect("write a walker snapshot");
     };
     let control = LaneControl::new(&on_done, &on_snapshot);
     let finished = AtomicBool::new(false);
@@ -287,41 +390,48 @@ fn run_dim(
                 if last.elapsed().as_secs_f64() >= args.snapshot_every {
                     last = Instant::now();
                     control.snapshot_epoch.fetch_add(1, Ordering::Relaxed);
-                    write_atomic(&time_path, &time_now()).expect("write time.json");
+                    write_times().expect("write time.json");
                 }
             }
         });
-        let r = pool.install(|| schedule::run_walkers(cfg, d, &to_run, resume, &control));
+        let r = pool.install(|| schedule::run_walkers(cfg, &to_run, resume, &control));
         finished.store(true, Ordering::Relaxed);
         r
     });
-    for (w, r) in to_run.iter().zip(&results) {
+    for (&(d, w), r) in to_run.iter().zip(&results) {
         if let Some(r) = r {
-            rows[*w as usize] = Some(row_of(r));
+            let i = states.iter().position(|s| s.d == d).expect("a pending d");
+            rows[i][w as usize] = Some(row_of(r));
         }
     }
-    let time = time_now();
-    write_atomic(&time_path, &time)?;
-    if rows.iter().any(|r| r.is_none()) {
-        eprintln!(
-            "  suspended after {:.0} s: {} of {n} walkers finished; rerun the same command to continue",
-            t0.elapsed().as_secs_f64(),
-            rows.iter().filter(|r| r.is_some()).count()
-        );
-        let interim = interim_report(cfg, d, &rows, &dir, &time, done)?;
-        eprint!("{interim}");
-        std::fs::write(args.out.join(format!("interim_d{d}.md")), interim)?;
-        return Ok(None);
+    let times = write_times()?;
+    eprintln!(
+        "sitting: {:.1} s wall, {:.1} s CPU (each d's share of it is counted by its walker-steps)",
+        t0.elapsed().as_secs_f64(),
+        cpu_seconds() - c0
+    );
+    let mut sitting = Sitting { finished: Vec::new(), suspended: Vec::new() };
+    for ((s, rows), time) in states.iter().zip(rows).zip(times) {
+        if rows.iter().any(|r| r.is_none()) {
+            eprintln!(
+                "d = {}: suspended with {} of {n} walkers finished; rerun the same command to continue",
+                s.d,
+                rows.iter().filter(|r| r.is_some()).count()
+            );
+            sitting.suspended.push(SuspendedDim { d: s.d, rows, dir: s.dir.clone(), time });
+            continue;
+        }
+        let walkers: Vec<WalkerRow> = rows.into_iter().map(|r| r.expect("every walker finished")).collect();
+        sitting.finished.push(DimFile {
+            d: s.d,
+            git_commit: commit.clone(),
+            wall_seconds: time.wall_seconds,
+            cpu_seconds: time.cpu_seconds,
+            total_steps: walkers.iter().map(|w| w.steps).sum(),
+            walkers,
+        });
     }
-    let walkers: Vec<WalkerRow> = rows.into_iter().map(|r| r.expect("every walker finished")).collect();
-    Ok(Some(DimFile {
-        d,
-        git_commit: commit,
-        wall_seconds: time.wall_seconds,
-        cpu_seconds: time.cpu_seconds,
-        total_steps: walkers.iter().map(|w| w.steps).sum(),
-        walkers,
-    }))
+    Ok(sitting)
 }
 
 /// What the walkers of a suspended d say so far: per direction the Kaplan–Meier median of the

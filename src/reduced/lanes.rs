@@ -26,7 +26,11 @@ macro_rules! lane_op {
             type Output = Self;
             #[inline(always)]
             fn $f(self, o: Self) -> Self {
-                Lanes(std::array::from_fn(|i| self.0[i] $op o.0[i]))
+                let mut r = self.0;
+                for i in 0..L {
+                    r[i] = r[i] $op o.0[i];
+                }
+                Lanes(r)
             }
         }
     };
@@ -40,7 +44,11 @@ impl<const L: usize> Neg for Lanes<L> {
     type Output = Self;
     #[inline(always)]
     fn neg(self) -> Self {
-        Lanes(std::array::from_fn(|i| -self.0[i]))
+        let mut r = self.0;
+        for x in &mut r {
+            *x = -*x;
+        }
+        Lanes(r)
     }
 }
 
@@ -49,6 +57,18 @@ impl<const L: usize> StepScalar for Lanes<L> {
     fn splat(x: f64) -> Self {
         Lanes([x; L])
     }
+}
+
+/// `[f(0), …, f(N − 1)]` by a plain loop. The hot paths use this instead of `std::array::from_fn`,
+/// whose generic machinery LLVM does not always inline: an out-of-line copy costs a call per
+/// element and runs without the caller's `#[target_feature]`s (it was 8 % of the lane step).
+#[inline(always)]
+pub fn build<T: Copy, const N: usize>(fill: T, mut f: impl FnMut(usize) -> T) -> [T; N] {
+    let mut out = [fill; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = f(i);
+    }
+    out
 }
 
 /// What the reduced single-direction update needs beyond [`StepScalar`].
@@ -78,7 +98,7 @@ impl LaneMath for f64 {
 impl<const L: usize> LaneMath for Lanes<L> {
     #[inline(always)]
     fn sqrt(self) -> Self {
-        Lanes(std::array::from_fn(|i| self.0[i].sqrt()))
+        self.map(f64::sqrt)
     }
     #[inline(always)]
     fn map(self, f: impl Fn(f64) -> f64) -> Self {

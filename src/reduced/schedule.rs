@@ -6,9 +6,11 @@
 //! (the update is lane-invariant and every walker reads only its own streams), so the lane
 //! scheduler returns exactly what running each job alone returns; `tests` check this.
 //!
-//! Lanes are bound to one d. Jobs are taken largest d first; when the queue holds no more jobs at
-//! a group's d and at most half of its lanes are busy, the group moves its walkers to a group of
-//! half the width, so the last slow walkers do not drag idle lanes along.
+//! Jobs are taken largest d first. When the walkers of all d share one update rule up to the step
+//! sizes (the usual case: η = δ/d^k, orthonormal spikes), a group's lanes take walkers of any d, each
+//! lane with its own η and chi-square laws; otherwise a group is bound to one d. When the queue holds
+//! no more jobs the group may take and at most half of its lanes are busy, the group moves its
+//! walkers to a group of half the width, so the last slow walkers do not drag idle lanes along.
 //!
 //! A long run can be suspended and resumed ([`run_walkers`] with a [`LaneControl`]): on request
 //! every group hands out a [`WalkerSnapshot`] of each walker it runs (periodically, and when told
@@ -16,8 +18,8 @@
 //! have drawn without the interruption.
 
 use super::frame::P;
-use super::lanes::Lanes;
-use super::single::{PairCoords, SingleShared, SingleState, SingleWalker};
+use super::lanes::{Lanes, build};
+use super::single::{PairCoords, SingleRule, SingleShared, SingleState, SingleWalker};
 use super::streams::WalkerStreams;
 use super::{ReducedLearner, build_learner, single_setup};
 use crate::config::{Config, DenoiserKind};
@@ -116,30 +118,36 @@ pub struct WalkerSnapshot {
     pub records: Vec<Record>,
 }
 
-/// The walkers `walkers` at dimension `d`, in lanes, under `control`: each walker either starts
-/// fresh or continues from its snapshot in `resume`. Returns, in the order of `walkers`, the result
-/// of every walker that finished (`None` for one suspended by a stop, or never started).
+/// The walkers `walkers` ((d, walker) pairs, any mix of d), in lanes, under `control`: each walker
+/// either starts fresh or continues from its snapshot in `resume`. Returns, in the order of
+/// `walkers`, the result of every walker that finished (`None` for one suspended by a stop, or
+/// never started).
 ///
 /// # Panics
-/// If the config does not run in lanes ([`lanes_apply`]) or a snapshot is not of `d`.
+/// If the config does not run in lanes ([`lanes_apply`]) or a snapshot is not of a listed walker.
 pub fn run_walkers(
     cfg: &Config,
-    d: usize,
-    walkers: &[u64],
+    walkers: &[(usize, u64)],
     resume: Vec<WalkerSnapshot>,
     control: &LaneControl,
 ) -> Vec<Option<WalkerResult>> {
     assert!(lanes_apply(cfg), "run_walkers: this config does not run in lanes");
-    let jobs: Vec<(usize, u64)> = walkers.iter().map(|&w| (0, w)).collect();
+    let mut dims: Vec<usize> = walkers.iter().map(|&(d, _)| d).collect();
+    dims.sort_unstable();
+    dims.dedup();
+    let index = |d: usize| dims.binary_search(&d).expect("a listed d");
+    let jobs: Vec<(usize, u64)> = walkers.iter().map(|&(d, w)| (index(d), w)).collect();
     let resume = resume
         .into_iter()
         .map(|s| {
-            assert_eq!(s.d, d, "snapshot of walker {} is of d = {}, not {d}", s.walker, s.d);
-            let job = walkers.iter().position(|&w| w == s.walker).expect("snapshot of a walker to run");
+            let job = walkers
+                .iter()
+                .position(|&(d, w)| (d, w) == (s.d, s.walker))
+                .unwrap_or_else(|| panic!("snapshot of walker {} at d = {}, which is not listed", s.walker, s.d));
             (job, s)
         })
         .collect();
-    run_lanes(cfg, &[d], &jobs, false, resume, control)
+    run_lanes(cfg, &dims, &jobs, false, resume, control)
 }
 
 /// The lane scheduler over `jobs` ((dims index, walker) pairs); see the module docs.
@@ -156,18 +164,26 @@ fn run_lanes(
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&j| (std::cmp::Reverse(dims[jobs[j].0]), jobs[j].0, jobs[j].1));
     let queue = Queue { order, jobs, cursor: AtomicUsize::new(0), resume: Mutex::new(resume) };
+    let mixed = lanes_mix(&contexts);
     let results: Vec<Mutex<Option<WalkerResult>>> = (0..jobs.len()).map(|_| Mutex::new(None)).collect();
     let sink = |job: usize, r: WalkerResult| {
         (control.on_done)(&r);
         *results[job].lock().unwrap() = Some(r);
     };
+    let group = Group { cfg, contexts: &contexts, mixed, queue: &queue, keep, sink: &sink, control };
     let threads = rayon::current_num_threads().max(1);
     rayon::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|_| worker(cfg, &contexts, &queue, keep, &sink, control));
+            s.spawn(|_| worker(&group));
         }
     });
     results.into_iter().map(|m| m.into_inner().unwrap()).collect()
+}
+
+/// True when one group's lanes may hold walkers of every d of `contexts`: their update rules differ
+/// only in the step sizes (not so with random spikes, whose frame is drawn per d).
+fn lanes_mix(contexts: &[DimContext]) -> bool {
+    contexts.windows(2).all(|c| c[0].shared.rule.differs_only_in_step_sizes(&c[1].shared.rule))
 }
 
 /// What all walkers at one d share.
@@ -209,12 +225,12 @@ impl Queue<'_> {
         self.order.get(c).map(|&j| self.jobs[j].0)
     }
 
-    /// Takes the next job if it is at dims index `dim`.
-    fn take_at(&self, dim: usize) -> Option<usize> {
+    /// Takes the next job if it is at dims index `dim`, or any next job for `None`.
+    fn take(&self, dim: Option<usize>) -> Option<usize> {
         let mut c = self.cursor.load(Ordering::Acquire);
         loop {
             let &j = self.order.get(c)?;
-            if self.jobs[j].0 != dim {
+            if dim.is_some_and(|d| self.jobs[j].0 != d) {
                 return None;
             }
             match self.cursor.compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Acquire) {
@@ -228,6 +244,8 @@ impl Queue<'_> {
 /// One walker in a lane, with its progress through the plan (the state of `run_walker`'s loop).
 struct Slot {
     job: usize,
+    /// Index of the walker's d in the run's dims (and contexts).
+    dim: usize,
     walker_id: u64,
     walker: SingleWalker,
     step: u64,
@@ -239,8 +257,10 @@ struct Slot {
     loss_n: u64,
 }
 
-/// The slot of job `job` (walker `walker`): from its snapshot if the queue holds one, else fresh.
-fn new_slot(cfg: &Config, ctx: &DimContext, queue: &Queue, job: usize, walker: u64) -> Slot {
+/// The slot of job `job`: from its snapshot if the queue holds one, else fresh.
+fn new_slot(cfg: &Config, contexts: &[DimContext], queue: &Queue, job: usize) -> Slot {
+    let (dim, walker) = queue.jobs[job];
+    let ctx = &contexts[dim];
     let seed = |k| stream(cfg, ctx.d, walker, k);
     let mut w = SingleWalker::new(
         ctx.d as u64,
@@ -259,6 +279,7 @@ fn new_slot(cfg: &Config, ctx: &DimContext, queue: &Queue, job: usize, walker: u
             .unwrap_or_else(|e| panic!("snapshot of walker {walker} at d = {}: {e}", ctx.d));
         return Slot {
             job,
+            dim,
             walker_id: walker,
             walker: w,
             step: s.step,
@@ -273,6 +294,7 @@ fn new_slot(cfg: &Config, ctx: &DimContext, queue: &Queue, job: usize, walker: u
     tracker.check(&ctx.shared.rule.frame.overlaps(&w.state.alpha, 1.0), 0);
     Slot {
         job,
+        dim,
         walker_id: walker,
         walker: w,
         step: 0,
@@ -308,80 +330,51 @@ impl Slot {
     }
 }
 
-fn worker(
-    cfg: &Config,
-    contexts: &[DimContext],
-    queue: &Queue,
-    keep: bool,
-    sink: &(dyn Fn(usize, WalkerResult) + Sync),
-    control: &LaneControl,
-) {
+fn worker(g: &Group) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
             // SAFETY: the features were just detected.
-            return unsafe { worker_avx512(cfg, contexts, queue, keep, sink, control) };
+            return unsafe { worker_avx512(g) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: as above.
-            return unsafe { worker_avx2(cfg, contexts, queue, keep, sink, control) };
+            return unsafe { worker_avx2(g) };
         }
     }
-    worker_generic(cfg, contexts, queue, keep, sink, control)
+    worker_generic(g)
 }
 
 /// The same code with 512-bit vectors enabled. No fused multiply-add is ever requested, so the
 /// results are those of `worker_generic`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-unsafe fn worker_avx512(
-    cfg: &Config,
-    contexts: &[DimContext],
-    queue: &Queue,
-    keep: bool,
-    sink: &(dyn Fn(usize, WalkerResult) + Sync),
-    control: &LaneControl,
-) {
-    worker_generic(cfg, contexts, queue, keep, sink, control)
+unsafe fn worker_avx512(g: &Group) {
+    worker_generic(g)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn worker_avx2(
-    cfg: &Config,
-    contexts: &[DimContext],
-    queue: &Queue,
-    keep: bool,
-    sink: &(dyn Fn(usize, WalkerResult) + Sync),
-    control: &LaneControl,
-) {
-    worker_generic(cfg, contexts, queue, keep, sink, control)
+unsafe fn worker_avx2(g: &Group) {
+    worker_generic(g)
 }
 
 #[inline(always)]
-fn worker_generic(
-    cfg: &Config,
-    contexts: &[DimContext],
-    queue: &Queue,
-    keep: bool,
-    sink: &(dyn Fn(usize, WalkerResult) + Sync),
-    control: &LaneControl,
-) {
-    let g = Group { cfg, queue, keep, sink, control };
-    while let Some(dim) = queue.peek_dim() {
-        let ctx = &contexts[dim];
-        let mut carried = run_group::<8>(&g, ctx, dim, Vec::new());
+fn worker_generic(g: &Group) {
+    while let Some(dim) = g.queue.peek_dim() {
+        let bind = if g.mixed { None } else { Some(dim) };
+        let mut carried = run_group::<8>(g, bind, Vec::new());
         if !carried.is_empty() {
-            carried = run_group::<4>(&g, ctx, dim, carried);
+            carried = run_group::<4>(g, bind, carried);
         }
         if !carried.is_empty() {
-            carried = run_group::<2>(&g, ctx, dim, carried);
+            carried = run_group::<2>(g, bind, carried);
         }
         if !carried.is_empty() {
-            run_group::<1>(&g, ctx, dim, carried);
+            run_group::<1>(g, bind, carried);
         }
         // Checked after a group, not before: every worker runs at least one (tests rely on it).
-        if control.stop.load(Ordering::Relaxed) {
+        if g.control.stop.load(Ordering::Relaxed) {
             return;
         }
     }
@@ -393,31 +386,53 @@ enum After {
     Done,
 }
 
-/// What a worker's groups share.
+/// What the workers of a run share.
 struct Group<'a> {
     cfg: &'a Config,
+    contexts: &'a [DimContext],
+    /// True when a group may hold walkers of different d (their rules differ only in the step sizes).
+    mixed: bool,
     queue: &'a Queue<'a>,
     keep: bool,
     sink: &'a (dyn Fn(usize, WalkerResult) + Sync),
     control: &'a LaneControl<'a>,
 }
 
-/// Steps up to L walkers at dims index `dim` in lanes until none is left, refilling lanes from the
-/// queue; returns the walkers still running if it is worth continuing them at half the width.
+/// Per-lane parameters of the walkers in a group: their d's shared data and step sizes.
+struct LaneParams<'a, const L: usize> {
+    shared: [&'a SingleShared; L],
+    eta: Lanes<L>,
+    eta_b: Lanes<L>,
+}
+
+impl<'a, const L: usize> LaneParams<'a, L> {
+    fn set(&mut self, l: usize, shared: &'a SingleShared) {
+        self.shared[l] = shared;
+        self.eta.0[l] = shared.rule.eta;
+        self.eta_b.0[l] = shared.rule.eta_b;
+    }
+}
+
+/// Steps up to L walkers in lanes until none is left, refilling lanes from the queue with walkers
+/// at dims index `bind` (any d for `None`); returns the walkers still running if it is worth
+/// continuing them at half the width.
 #[inline(always)]
-fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: Vec<Slot>) -> Vec<Slot> {
-    let (cfg, queue, keep, sink, control) = (g.cfg, g.queue, g.keep, g.sink, g.control);
+fn run_group<const L: usize>(g: &Group, bind: Option<usize>, carried: Vec<Slot>) -> Vec<Slot> {
+    let (cfg, contexts, queue, keep, sink, control) = (g.cfg, g.contexts, g.queue, g.keep, g.sink, g.control);
     let mut epoch_seen = control.snapshot_epoch.load(Ordering::Relaxed);
     let mut until_control = control.check_every.max(1);
-    let shared = &ctx.shared;
-    let rule = &shared.rule;
-    let grid = &ctx.plan.grid;
-    let batch = ctx.plan.batch;
     let mut slots: [Option<Slot>; L] = std::array::from_fn(|_| None);
     let mut carried = carried.into_iter();
     // Idle lanes step spare streams whose numbers are thrown away.
     let mut spares: [WalkerStreams; L] = std::array::from_fn(|l| WalkerStreams::new(l as u64, l as u64 + 1000));
     let mut st = SingleState { alpha: [Lanes([0.0; L]); P], rho: Lanes([0.0; L]), b: Lanes([0.0; L]) };
+    // The update's rule up to the step sizes, the same for every lane (`Group::mixed`).
+    let rule = &contexts[bind.unwrap_or(0)].shared.rule;
+    let mut params = LaneParams::<L> {
+        shared: [&contexts[bind.unwrap_or(0)].shared; L],
+        eta: Lanes([rule.eta; L]),
+        eta_b: Lanes([rule.eta_b; L]),
+    };
     let load = |st: &mut SingleState<Lanes<L>>, l: usize, w: &SingleState| {
         for i in 0..P {
             st.alpha[i].0[l] = w.alpha[i];
@@ -432,8 +447,10 @@ fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: V
     };
     let mut book = LaneBook::<L>::new();
     for (l, slot) in slots.iter_mut().enumerate() {
-        *slot = carried.next().or_else(|| queue.take_at(dim).map(|j| new_slot(cfg, ctx, queue, j, queue.jobs[j].1)));
+        *slot = carried.next().or_else(|| queue.take(bind).map(|j| new_slot(cfg, contexts, queue, j)));
         if let Some(s) = slot {
+            let ctx = &contexts[s.dim];
+            params.set(l, &ctx.shared);
             load(&mut st, l, &s.walker.state);
             book.load(l, s, ctx);
         }
@@ -443,7 +460,11 @@ fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: V
         if book.active == 0 {
             return Vec::new();
         }
-        if L > 1 && book.active <= L / 2 && queue.peek_dim() != Some(dim) {
+        let nothing_to_take = match bind {
+            Some(d) => queue.peek_dim() != Some(d),
+            None => queue.peek_dim().is_none(),
+        };
+        if L > 1 && book.active <= L / 2 && nothing_to_take {
             return slots
                 .iter_mut()
                 .enumerate()
@@ -465,7 +486,7 @@ fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: V
                 for (l, s) in slots.iter_mut().enumerate() {
                     if let Some(s) = s {
                         book.sync(l, s);
-                        (control.on_snapshot)(s.snapshot(ctx.d, &unload(&st, l)));
+                        (control.on_snapshot)(s.snapshot(contexts[s.dim].d, &unload(&st, l)));
                     }
                 }
                 if stop {
@@ -479,12 +500,12 @@ fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: V
                 None => spare,
             });
             let streams: [&mut WalkerStreams; L] = std::array::from_fn(|_| it.next().unwrap());
-            lane_step(shared, &mut st, streams)
+            lane_step(rule, &params, &mut st, streams)
         };
         // Overlaps of every lane.
         let e = &rule.frame.spikes;
-        let ov: [Lanes<L>; 3] = std::array::from_fn(|k| {
-            let ek: [Lanes<L>; P] = std::array::from_fn(|i| Lanes::<L>::splat_f64(e[k][i]));
+        let ov: [Lanes<L>; 3] = build(st.rho, |k| {
+            let ek: [Lanes<L>; P] = build(st.rho, |i| Lanes::<L>::splat_f64(e[k][i]));
             ek[0] * st.alpha[0] + ek[1] * st.alpha[1] + ek[2] * st.alpha[2]
         });
         let Some(events) = book.step(loss, &ov) else { continue };
@@ -493,9 +514,11 @@ fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: V
                 continue;
             }
             let Some(slot) = &mut slots[l] else { continue };
+            let ctx = &contexts[slot.dim];
+            let grid = &ctx.plan.grid;
             book.sync(l, slot);
             let o = [ov[0].0[l], ov[1].0[l], ov[2].0[l]];
-            slot.tracker.check(&o, slot.step * batch);
+            slot.tracker.check(&o, slot.step * ctx.plan.batch);
             let stop_now = ctx.plan.stop_when_recovered && slot.tracker.all_recovered();
             let mut after = After::Continue;
             if stop_now || slot.step == grid[slot.next] {
@@ -507,12 +530,12 @@ fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: V
                 } else {
                     let rec = Record {
                         step: slot.step,
-                        samples: slot.step * batch,
+                        samples: slot.step * ctx.plan.batch,
                         overlaps: o,
                         norm: 1.0,
                         skip: slot.walker.state.b,
                         train_loss: slot.loss_sum / slot.loss_n as f64,
-                        eval: ctx.plan.n_eval.map(|n| slot.walker.evaluate(shared, n)),
+                        eval: ctx.plan.n_eval.map(|n| slot.walker.evaluate(&ctx.shared, n)),
                     };
                     if keep {
                         slot.traj.records.push(rec);
@@ -530,8 +553,10 @@ fn run_group<const L: usize>(g: &Group, ctx: &DimContext, dim: usize, carried: V
                 After::Continue => book.load(l, slot, ctx),
                 After::Done => {
                     book.clear(l);
-                    slots[l] = queue.take_at(dim).map(|j| new_slot(cfg, ctx, queue, j, queue.jobs[j].1));
+                    slots[l] = queue.take(bind).map(|j| new_slot(cfg, contexts, queue, j));
                     if let Some(s) = &slots[l] {
+                        let ctx = &contexts[s.dim];
+                        params.set(l, &ctx.shared);
                         load(&mut st, l, &s.walker.state);
                         book.load(l, s, ctx);
                     }
@@ -634,22 +659,22 @@ fn finish(slot: &mut Slot, diverged: Option<String>, ctx: &DimContext, sink: &(d
     sink(slot.job, WalkerResult { d: ctx.d, walker: slot.walker_id, outcome, records });
 }
 
-/// One step of L walkers in lanes: each lane draws from its own streams
-/// ([`SingleShared::draw_pair`]), then one [`super::single::SingleRule::pair_update`] on all lanes.
-/// Returns the lanes' training losses.
+/// One step of L walkers in lanes: each lane draws from its own streams with its own d's laws
+/// ([`SingleShared::draw_pair`]), then one [`super::single::SingleRule::pair_update_with`] on all
+/// lanes with their own step sizes. Returns the lanes' training losses.
 #[inline(always)]
-pub fn lane_step<const L: usize>(
-    shared: &SingleShared,
+fn lane_step<const L: usize>(
+    rule: &SingleRule,
+    params: &LaneParams<L>,
     st: &mut SingleState<Lanes<L>>,
     streams: [&mut WalkerStreams; L],
 ) -> Lanes<L> {
-    let rule = &shared.rule;
     let mut lev = [0usize; L];
     let z = || Lanes([0.0; L]);
     let mut c = PairCoords { xf: [z(); P], x0: z(), xif: [z(); P], xi0: z(), r1: z(), c12: z(), r2: z() };
     let (mut lam, mut nu) = (z(), z());
     for (l, w) in streams.into_iter().enumerate() {
-        let p = shared.draw_pair(w);
+        let p = params.shared[l].draw_pair(w);
         lam.0[l] = p.lambda;
         nu.0[l] = p.nu;
         lev[l] = p.level;
@@ -660,9 +685,9 @@ pub fn lane_step<const L: usize>(
         (c.x0.0[l], c.xi0.0[l], c.r1.0[l], c.c12.0[l], c.r2.0[l]) = (p.z0, p.xi0, p.r1, p.c12, p.r2);
     }
     c.xf = rule.clean_span(&c.xf, lam, nu);
-    let a = Lanes(std::array::from_fn(|l| rule.levels[lev[l]].0));
-    let s = Lanes(std::array::from_fn(|l| rule.levels[lev[l]].1));
-    rule.pair_update(st, a, s, &c)
+    let a = Lanes(build(0.0, |l| rule.levels[lev[l]].0));
+    let s = Lanes(build(0.0, |l| rule.levels[lev[l]].1));
+    rule.pair_update_with(st, a, s, &c, params.eta, params.eta_b)
 }
 
 /// `steps` lane steps of L walkers (for benchmarks), with the scheduler's SIMD dispatch.
@@ -674,10 +699,12 @@ pub fn run_lane_steps<const L: usize>(shared: &SingleShared, walkers: &mut [Sing
             rho: Lanes(std::array::from_fn(|l| walkers[l].state.rho)),
             b: Lanes(std::array::from_fn(|l| walkers[l].state.b)),
         };
+        let params =
+            LaneParams { shared: [shared; L], eta: Lanes([shared.rule.eta; L]), eta_b: Lanes([shared.rule.eta_b; L]) };
         for _ in 0..steps {
             let mut it = walkers.iter_mut().map(|w| &mut w.streams);
             let streams: [&mut WalkerStreams; L] = std::array::from_fn(|_| it.next().unwrap());
-            std::hint::black_box(lane_step(shared, &mut st, streams));
+            std::hint::black_box(lane_step(&shared.rule, &params, &mut st, streams));
         }
         for (l, w) in walkers.iter_mut().enumerate() {
             w.state = SingleState { alpha: std::array::from_fn(|i| st.alpha[i].0[l]), rho: st.rho.0[l], b: st.b.0[l] };
@@ -708,7 +735,7 @@ impl<const L: usize> Lanes<L> {
 mod tests {
     use super::*;
 
-    fn config(stop: bool, eval: bool, coupling: &str) -> Config {
+    fn config(stop: bool, eval: bool, coupling: &str, spikes: &str) -> Config {
         let text = format!(
             r#"
 [experiment]
@@ -719,6 +746,7 @@ beta_m = 0.5
 beta_u = 3.0
 beta_v = 6.0
 coupling = "{coupling}"
+spikes = "{spikes}"
 [denoiser]
 train_b = true
 [train]
@@ -735,53 +763,63 @@ dims = [24, 40]
         Config::from_toml(&text).unwrap()
     }
 
-    /// A run suspended every 97 lane steps and resumed from JSON snapshots, round after round on 2
-    /// threads, ends with exactly the outcomes of an uninterrupted run.
+    /// A run of two d in mixed groups, suspended every 97 lane steps and resumed from JSON snapshots,
+    /// round after round on 2 threads, ends with exactly the outcomes of an uninterrupted run.
     #[test]
     fn suspended_runs_resume_bit_for_bit() {
-        let cfg = config(true, false, "sign");
-        let d = cfg.study.dims[1];
-        let reference = run_jobs(&cfg, &[d], false, &|_| {});
+        let cfg = config(true, false, "sign", "orthonormal");
+        let dims = cfg.study.dims.clone();
+        let reference = run_jobs(&cfg, &dims, false, &|_| {});
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let mut done: HashMap<u64, WalkerOutcome> = HashMap::new();
-        let mut snaps: HashMap<u64, String> = HashMap::new();
+        let mut done: HashMap<(usize, u64), WalkerOutcome> = HashMap::new();
+        let mut snaps: HashMap<(usize, u64), String> = HashMap::new();
         let (mut rounds, mut resumed) = (0, 0);
-        while done.len() < cfg.train.walkers {
-            let walkers: Vec<u64> = (0..cfg.train.walkers as u64).filter(|w| !done.contains_key(w)).collect();
+        while done.len() < dims.len() * cfg.train.walkers {
+            let walkers: Vec<(usize, u64)> = dims
+                .iter()
+                .flat_map(|&d| (0..cfg.train.walkers as u64).map(move |w| (d, w)))
+                .filter(|j| !done.contains_key(j))
+                .collect();
             let resume: Vec<WalkerSnapshot> =
-                walkers.iter().filter_map(|w| snaps.get(w)).map(|j| serde_json::from_str(j).unwrap()).collect();
+                walkers.iter().filter_map(|j| snaps.get(j)).map(|j| serde_json::from_str(j).unwrap()).collect();
             resumed += resume.iter().filter(|s| s.step > 0).count();
             let new_snaps = Mutex::new(Vec::new());
             let on_snapshot = |s: WalkerSnapshot| new_snaps.lock().unwrap().push(s);
             let mut control = LaneControl::new(&|_| {}, &on_snapshot);
             control.check_every = 97;
             control.stop.store(true, Ordering::Relaxed);
-            let out = pool.install(|| run_walkers(&cfg, d, &walkers, resume, &control));
+            let out = pool.install(|| run_walkers(&cfg, &walkers, resume, &control));
             for (w, r) in walkers.iter().zip(out) {
                 if let Some(r) = r {
                     done.insert(*w, r.outcome);
                 }
             }
             for s in new_snaps.into_inner().unwrap() {
-                snaps.insert(s.walker, serde_json::to_string(&s).unwrap());
+                snaps.insert((s.d, s.walker), serde_json::to_string(&s).unwrap());
             }
             rounds += 1;
             assert!(rounds < 10_000, "no progress");
         }
         assert!(rounds > 2 && resumed > 0, "{rounds} rounds, {resumed} resumed walkers: the test did not suspend");
         for r in &reference {
-            assert_eq!(done[&r.walker], r.outcome, "walker {}", r.walker);
+            assert_eq!(done[&(r.d, r.walker)], r.outcome, "d = {} walker {}", r.d, r.walker);
         }
     }
 
     /// The lane scheduler returns, for every job, exactly what running the job alone through
-    /// `run_walker` returns (records, recovery times, step counts), on 1 and on 2 threads.
+    /// `run_walker` returns (records, recovery times, step counts), on 1 and on 2 threads: with
+    /// groups that mix d (orthonormal spikes; η differs per d) and with groups bound to one d
+    /// (random spikes, drawn per d).
     #[test]
     fn lanes_equal_single_jobs() {
-        for (stop, eval, coupling) in [(true, false, "sign"), (false, true, "independent")] {
-            let cfg = config(stop, eval, coupling);
+        let cases = [(true, false, "sign", "orthonormal", true), (false, true, "independent", "random", false)];
+        for (stop, eval, coupling, spikes, mixes) in cases {
+            let cfg = config(stop, eval, coupling, spikes);
             assert!(lanes_apply(&cfg));
             let dims = cfg.study.dims.clone();
+            let contexts: Vec<DimContext> = dims.iter().map(|&d| DimContext::new(&cfg, d)).collect();
+            assert_eq!(lanes_mix(&contexts), mixes, "{spikes} spikes");
+            assert_ne!(contexts[0].shared.rule.eta, contexts[1].shared.rule.eta);
             let alone: Vec<WalkerResult> = dims
                 .iter()
                 .flat_map(|&d| (0..cfg.train.walkers as u64).map(move |w| (d, w)))

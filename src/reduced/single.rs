@@ -21,7 +21,7 @@
 //! rest is the new ρ. Nothing depends on d except the chi-squares' degrees of freedom.
 
 use super::frame::{P, SpikeFrame};
-use super::lanes::{LaneMath, ReducedSigma};
+use super::lanes::{LaneMath, ReducedSigma, build};
 use super::streams::WalkerStreams;
 use super::wishart::{Bartlett, ChiSquare, Variates};
 use crate::model::{GaussianSurrogate, McmParams, MixedCumulantModel};
@@ -138,7 +138,7 @@ pub struct SingleDraws {
 }
 
 /// The fixed part of the update rule: everything but the state and the draws.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SingleRule {
     pub net: SingleDirection,
     pub frame: SpikeFrame,
@@ -174,6 +174,12 @@ impl SingleRule {
         }
     }
 
+    /// True when `other` is this rule with other step sizes (η, η_b): then one lane step can run
+    /// walkers of both, each lane with its own step sizes ([`SingleRule::pair_update_with`]).
+    pub fn differs_only_in_step_sizes(&self, other: &Self) -> bool {
+        *self == Self { eta: self.eta, eta_b: self.eta_b, ..other.clone() }
+    }
+
     /// Noise vectors per clean sample.
     pub fn noises_per_sample(&self) -> usize {
         if self.level_sum { self.levels.len() } else { 1 }
@@ -194,12 +200,13 @@ impl SingleRule {
     #[inline(always)]
     pub fn clean_span<S: LaneMath>(&self, z: &[S; P], lambda: S, nu: S) -> [S; P] {
         let sp = &self.frame.spikes;
-        let [m, u, v]: [[S; P]; 3] = std::array::from_fn(|e| std::array::from_fn(|i| S::splat(sp[e][i])));
+        let zero = S::splat(0.0);
+        let [m, u, v]: [[S; P]; 3] = build([zero; P], |e| build(zero, |i| S::splat(sp[e][i])));
         let vz = v[0] * z[0] + v[1] * z[1] + v[2] * z[2];
         let cv = S::splat(self.s_v) * nu - S::splat(self.c_s) * vz;
         let cu = S::splat(self.sqrt_beta_u) * lambda;
         let bm = S::splat(self.beta_m);
-        std::array::from_fn(|i| z[i] + bm * m[i] + cu * u[i] + cv * v[i])
+        build(zero, |i| z[i] + bm * m[i] + cu * u[i] + cv * v[i])
     }
 
     /// One step on `st` with the coordinates `dr`; returns the step's training loss. `scratch`
@@ -287,7 +294,7 @@ impl SingleRule {
             rem2 += r * r;
         }
         let rho = (e0 * e0 + eta * eta * rem2).sqrt();
-        self.finish(st, alpha, rho, gb);
+        self.finish(st, alpha, rho, self.eta_b * gb);
         loss
     }
 
@@ -295,6 +302,21 @@ impl SingleRule {
     /// one walker (`S = f64`) and for SIMD lanes of walkers.
     #[inline(always)]
     pub fn pair_update<S: LaneMath>(&self, st: &mut SingleState<S>, a: S, s: S, c: &PairCoords<S>) -> S {
+        self.pair_update_with(st, a, s, c, S::splat(self.eta), S::splat(self.eta_b))
+    }
+
+    /// [`SingleRule::pair_update`] with the step sizes (η, η_b) given per lane, so that lanes can
+    /// hold walkers of different d (whose rules differ only in them).
+    #[inline(always)]
+    pub fn pair_update_with<S: LaneMath>(
+        &self,
+        st: &mut SingleState<S>,
+        a: S,
+        s: S,
+        c: &PairCoords<S>,
+        eta: S,
+        eta_b: S,
+    ) -> S {
         let dot = |p: &[S; P], q: &[S; P]| p[0] * q[0] + p[1] * q[1] + p[2] * q[2];
         let al = &st.alpha;
         let g = PairGram {
@@ -306,25 +328,25 @@ impl SingleRule {
         };
         let act = self.net.activation;
         let t = single_direction_terms_with(st.b, a, s, &g, &ReducedSigma(act));
-        let eta = S::splat(self.eta);
         let keep = S::splat(1.0) - eta * (t.coef_w - t.w_dot_grad);
         let (cx, cxi) = (eta * t.coef_x, eta * t.coef_xi);
-        let alpha: [S; P] = std::array::from_fn(|i| keep * al[i] - cx * c.xf[i] - cxi * c.xif[i]);
+        let alpha: [S; P] = build(eta, |i| keep * al[i] - cx * c.xf[i] - cxi * c.xif[i]);
         let e0 = keep * st.rho - cx * c.x0 - cxi * c.xi0;
         // Remainder of the new w: −η(coef_x·(R₁, 0) + coef_ξ·(c₁₂, R₂)).
         let (e1, e2) = (cx * c.r1 + cxi * c.c12, cxi * c.r2);
         let rho = (e0 * e0 + e1 * e1 + e2 * e2).sqrt();
-        self.finish(st, alpha, rho, t.grad_b);
+        self.finish(st, alpha, rho, eta_b * t.grad_b);
         t.loss
     }
 
+    /// Renormalises (α, ρ) and moves b by `step_b` (η_b times its gradient).
     #[inline(always)]
-    fn finish<S: LaneMath>(&self, st: &mut SingleState<S>, alpha: [S; P], rho: S, grad_b: S) {
+    fn finish<S: LaneMath>(&self, st: &mut SingleState<S>, alpha: [S; P], rho: S, step_b: S) {
         let inv = S::splat(1.0) / (alpha[0] * alpha[0] + alpha[1] * alpha[1] + alpha[2] * alpha[2] + rho * rho).sqrt();
-        st.alpha = std::array::from_fn(|i| alpha[i] * inv);
+        st.alpha = build(inv, |i| alpha[i] * inv);
         st.rho = rho * inv;
         if self.train_b {
-            st.b = st.b - S::splat(self.eta_b) * grad_b;
+            st.b = st.b - step_b;
         }
     }
 }
