@@ -1,18 +1,21 @@
-//! Exponent measurement with the reduced engine, one d at a time with a checkpoint per d.
+//! Exponent measurement with the reduced engine: every pending d in one lane run, with a checkpoint
+//! per walker.
 //!
 //! ```text
 //! cargo run --release --example reduced_study -- CONFIG --out DIR [--dims 16,32,…] [--threads N] [--walkers N]
 //!     [--ref-power P] [--stop-after SECONDS] [--snapshot-every SECONDS]
 //! ```
 //!
-//! For every d of the study it runs all walkers (the reduced engine's lane scheduler) and writes
-//! `DIR/walkers_d<d>.json` (per-walker recovery times and step counts); a d whose file exists is
-//! not run again. While a d runs, `DIR/partial_d<d>/` holds one file per walker: its result once
-//! it finished, else a snapshot of its state, refreshed every `--snapshot-every` seconds (default
-//! 600) and when `--stop-after` seconds of wall time have passed. Rerunning the same command
-//! continues every walker from its snapshot with the numbers it would have drawn anyway, so a d
-//! that takes longer than one sitting (d ≥ 512) is run in several, and a killed run loses at most
-//! one snapshot interval. Then it writes, over every d done so far:
+//! It runs the walkers of every d without a `DIR/walkers_d<d>.json` in one run of the reduced
+//! engine's lane scheduler (largest d first; lanes mix d when the rules allow, so no lane idles
+//! while any walker waits), and writes that file (per-walker recovery times and step counts) for
+//! each d once all its walkers finished. While a d runs, `DIR/partial_d<d>/` holds one file per
+//! walker: its result once it finished, else a snapshot of its state, refreshed every
+//! `--snapshot-every` seconds (default 600) and when `--stop-after` seconds of wall time have
+//! passed. Rerunning the same command continues every walker from its snapshot with the numbers it
+//! would have drawn anyway, so a study longer than one sitting (d ≥ 512) is run in several, and a
+//! killed run loses at most one snapshot interval. A sitting's time is shared among its d by the
+//! walker-steps each made. Then it writes, over every d done so far:
 //!
 //! - `DIR/summary.json`: the config, the git commit, `study::summarise` (median n*, success
 //!   fractions, OLS slope with its 2000-replicate bootstrap CI, log-corrected slope, ratios

@@ -21,24 +21,24 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 pub struct Lanes<const L: usize>(pub [f64; L]);
 
 macro_rules! lane_op {
-    ($tr:ident, $f:ident, $op:tt) => {
+    ($tr:ident, $f:ident, $op_assign:tt) => {
         impl<const L: usize> $tr for Lanes<L> {
             type Output = Self;
             #[inline(always)]
             fn $f(self, o: Self) -> Self {
                 let mut r = self.0;
-                for i in 0..L {
-                    r[i] = r[i] $op o.0[i];
+                for (x, y) in r.iter_mut().zip(o.0) {
+                    *x $op_assign y;
                 }
                 Lanes(r)
             }
         }
     };
 }
-lane_op!(Add, add, +);
-lane_op!(Sub, sub, -);
-lane_op!(Mul, mul, *);
-lane_op!(Div, div, /);
+lane_op!(Add, add, +=);
+lane_op!(Sub, sub, -=);
+lane_op!(Mul, mul, *=);
+lane_op!(Div, div, /=);
 
 impl<const L: usize> Neg for Lanes<L> {
     type Output = Self;
