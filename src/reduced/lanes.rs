@@ -61,7 +61,7 @@ impl<const L: usize> StepScalar for Lanes<L> {
 
 /// `[f(0), …, f(N − 1)]` by a plain loop. The hot paths use this instead of `std::array::from_fn`,
 /// whose generic machinery LLVM does not always inline: an out-of-line copy costs a call per
-/// element and runs without the caller's `#[target_feature]`s (it was 8 % of the lane step).
+/// element and runs without the caller's `#[target_feature]`s (it was 8 % of the study's time).
 #[inline(always)]
 pub fn build<T: Copy, const N: usize>(fill: T, mut f: impl FnMut(usize) -> T) -> [T; N] {
     let mut out = [fill; N];
