@@ -307,21 +307,20 @@ fn run_in_lanes(
             Err(_) => PartialTime::default(),
         };
         let mut r: Vec<Option<WalkerRow>> = (0..n).map(|_| None).collect();
-        let s = DimState {
+        let mut s = DimState {
             d,
             dir,
             earlier,
             steps_now: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            steps_before: Vec::new(),
+            steps_before: vec![0; n as usize],
         };
-        let mut steps_before = vec![0; n as usize];
         let mut resumed = 0;
         for w in 0..n {
             let Ok(bytes) = std::fs::read(s.walker_path(w)) else { continue };
             match serde_json::from_slice(&bytes)? {
                 PartialWalker::Done(row) => r[w as usize] = Some(row),
                 PartialWalker::Suspended(snap) => {
-                    steps_before[w as usize] = snap.step;
+                    s.steps_before[w as usize] = snap.step;
                     s.steps_now[w as usize].store(snap.step, Ordering::Relaxed);
                     resume.push(*snap);
                     resumed += 1;
@@ -337,7 +336,7 @@ fn run_in_lanes(
             s.earlier.sittings + 1
         );
         to_run.extend(open.iter().map(|&w| (d, w)));
-        states.push(DimState { steps_before, ..s });
+        states.push(s);
         rows.push(r);
     }
     let state_of = |d: usize| states.iter().find(|s| s.d == d).expect("a pending d");

@@ -406,6 +406,11 @@ struct LaneParams<'a, const L: usize> {
 }
 
 impl<'a, const L: usize> LaneParams<'a, L> {
+    /// Every lane with the parameters of `shared`.
+    fn uniform(shared: &'a SingleShared) -> Self {
+        Self { shared: [shared; L], eta: Lanes([shared.rule.eta; L]), eta_b: Lanes([shared.rule.eta_b; L]) }
+    }
+
     fn set(&mut self, l: usize, shared: &'a SingleShared) {
         self.shared[l] = shared;
         self.eta.0[l] = shared.rule.eta;
@@ -427,12 +432,9 @@ fn run_group<const L: usize>(g: &Group, bind: Option<usize>, carried: Vec<Slot>)
     let mut spares: [WalkerStreams; L] = std::array::from_fn(|l| WalkerStreams::new(l as u64, l as u64 + 1000));
     let mut st = SingleState { alpha: [Lanes([0.0; L]); P], rho: Lanes([0.0; L]), b: Lanes([0.0; L]) };
     // The update's rule up to the step sizes, the same for every lane (`Group::mixed`).
-    let rule = &contexts[bind.unwrap_or(0)].shared.rule;
-    let mut params = LaneParams::<L> {
-        shared: [&contexts[bind.unwrap_or(0)].shared; L],
-        eta: Lanes([rule.eta; L]),
-        eta_b: Lanes([rule.eta_b; L]),
-    };
+    let first = &contexts[bind.unwrap_or(0)].shared;
+    let rule = &first.rule;
+    let mut params = LaneParams::<L>::uniform(first);
     let load = |st: &mut SingleState<Lanes<L>>, l: usize, w: &SingleState| {
         for i in 0..P {
             st.alpha[i].0[l] = w.alpha[i];
@@ -699,8 +701,7 @@ pub fn run_lane_steps<const L: usize>(shared: &SingleShared, walkers: &mut [Sing
             rho: Lanes(std::array::from_fn(|l| walkers[l].state.rho)),
             b: Lanes(std::array::from_fn(|l| walkers[l].state.b)),
         };
-        let params =
-            LaneParams { shared: [shared; L], eta: Lanes([shared.rule.eta; L]), eta_b: Lanes([shared.rule.eta_b; L]) };
+        let params = LaneParams::uniform(shared);
         for _ in 0..steps {
             let mut it = walkers.iter_mut().map(|w| &mut w.streams);
             let streams: [&mut WalkerStreams; L] = std::array::from_fn(|_| it.next().unwrap());
