@@ -10,11 +10,12 @@
 //! Throughput is in elements (one element = one coordinate of d), so criterion's `elem/s` is
 //! d-coordinates per second: for `normal_fill` that is normals per second; for `dot` and `axpy`
 //! multiply by the bytes touched per element (2·size_of::<T>() for `dot`, 3· for `axpy`) for
-//! bandwidth; for the fused passes invert it for ns per coordinate. The detected SIMD level is
+//! bandwidth; for the fused passes invert it for ns per coordinate (`inner_products_8x129`: per
+//! coordinate of all 129 columns). The detected SIMD level is
 //! printed first; `normal_fill_levels` compares all levels this CPU has.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use diffexp_kernels::{NormalRng, Real, SimdLevel, blas1, fused};
+use diffexp_kernels::{AlignedVec, NormalRng, Real, SimdLevel, blas1, fused};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -121,14 +122,16 @@ fn fused_passes<T: Real>(c: &mut Criterion, name: &str) {
     }
     g.finish();
 
-    // The two-layer draw's second pass: x_t and the residual from x', ξ and v.
-    let mut g = configured(c, &format!("mix_pair/{name}"));
+    // The K-unit step's projections: 8 units against 2·64 + 1 batch columns, on cache lines.
+    let mut g = configured(c, &format!("inner_products_8x129/{name}"));
     for d in DIMS {
         g.throughput(Throughput::Elements(d as u64));
-        let v: Vec<T> = unit(3, d);
-        let (mut x, mut y): (Vec<T>, Vec<T>) = (normals(5, d), normals(6, d));
+        let (mut w, mut cols) = (AlignedVec::<T>::zeros(8 * d), AlignedVec::<T>::zeros(129 * d));
+        w.as_mut_slice().copy_from_slice(&normals(5, 8 * d));
+        cols.as_mut_slice().copy_from_slice(&normals(6, 129 * d));
+        let mut out = vec![0.0; 8 * 129];
         g.bench_with_input(BenchmarkId::from_parameter(d), &d, |bch, _| {
-            bch.iter(|| fused::mix_pair(&mut x, &mut y, &v, [0.6, 0.8, -1e-3], [-1.0, 1.0, 1e-3]))
+            bch.iter(|| blas1::inner_products(w.as_slice(), cols.as_slice(), d, black_box(&mut out)))
         });
     }
     g.finish();

@@ -66,6 +66,142 @@ pub(crate) fn scale_at<T: Real>(level: SimdLevel, alpha: f64, x: &mut [T]) {
     }
 }
 
+/// Aᵀ B for A = `probes` (d×P) and B = `vectors` (d×N), both column-major: `out[p + P·i]` =
+/// ⟨probe p, vector i⟩ (P×N, column-major).
+///
+/// One pass over d serves two vectors and up to four probes (eight running sums in registers), so
+/// each vector is read about P/4 times and each probe ⌈N/2⌉ times, where separate `dot`s read every
+/// vector P times. The sums are taken in a fixed order (per pair, f32 partial sums of 32 products per lane,
+/// then f64), the same on every SIMD level, but not `dot`'s order.
+#[track_caller]
+pub fn inner_products<T: Real>(probes: &[T], vectors: &[T], d: usize, out: &mut [f64]) {
+    inner_products_at(SimdLevel::detect(), probes, vectors, d, out)
+}
+
+#[track_caller]
+pub(crate) fn inner_products_at<T: Real>(level: SimdLevel, probes: &[T], vectors: &[T], d: usize, out: &mut [f64]) {
+    let (np, nv) = (probes.len().checked_div(d).unwrap_or(0), vectors.len().checked_div(d).unwrap_or(0));
+    assert!(
+        np * d == probes.len() && nv * d == vectors.len() && out.len() == np * nv,
+        "inner_products: probes and vectors must be d×P and d×N (d = {d}) and out P×N"
+    );
+    if d == 0 {
+        out.fill(0.0);
+        return;
+    }
+    // Tiles of 2 vectors × 4 probes (then 2, then 1 for the probes left over); an odd last vector is
+    // paired with itself and the copy dropped.
+    for i0 in (0..nv).step_by(2) {
+        let vs = [i0, (i0 + 1).min(nv - 1)].map(|i| &vectors[i * d..(i + 1) * d]);
+        let mut p0 = 0;
+        while p0 < np {
+            let width = match np - p0 {
+                1 => 1,
+                2 | 3 => 2,
+                _ => 4,
+            };
+            let mut tile = [[0.0; 4]; 2];
+            match width {
+                1 => probe_tile::<T, 1>(level, vs, probes, p0, d, &mut tile),
+                2 => probe_tile::<T, 2>(level, vs, probes, p0, d, &mut tile),
+                _ => probe_tile::<T, 4>(level, vs, probes, p0, d, &mut tile),
+            }
+            for (i, row) in tile.iter().enumerate().take(nv - i0) {
+                for (p, &x) in row.iter().enumerate().take(width) {
+                    out[p0 + p + np * (i0 + i)] = x;
+                }
+            }
+            p0 += width;
+        }
+    }
+}
+
+/// One tile of [`inner_products`]: the two vectors `vs` against probes `p0..p0 + P`, into
+/// `tile[vector][probe]`.
+fn probe_tile<T: Real, const P: usize>(
+    level: SimdLevel,
+    vs: [&[T]; 2],
+    probes: &[T],
+    p0: usize,
+    d: usize,
+    tile: &mut [[f64; 4]; 2],
+) {
+    let ps: [&[T]; P] = core::array::from_fn(|q| &probes[(p0 + q) * d..(p0 + q + 1) * d]);
+    let sums = if let (Some(vs), Some(ps)) = (same_all::<T, f32, 2>(vs), same_all::<T, f32, P>(ps)) {
+        dispatch(level, DotTile { vs, ps })
+    } else if let (Some(vs), Some(ps)) = (same_all::<T, f64, 2>(vs), same_all::<T, f64, P>(ps)) {
+        dispatch(level, DotTile { vs, ps })
+    } else {
+        core::array::from_fn(|i| core::array::from_fn(|p| crate::reference::dot(ps[p], vs[i])))
+    };
+    for i in 0..2 {
+        tile[i][..P].copy_from_slice(&sums[i]);
+    }
+}
+
+/// `xs` as slices of `E` if `T` is `E`.
+fn same_all<T: Real, E: Elem, const N: usize>(xs: [&[T]; N]) -> Option<[&[E]; N]> {
+    let first = same::<T, E>(xs[0])?;
+    let mut out = [first; N];
+    for (o, x) in out.iter_mut().zip(xs) {
+        *o = same::<T, E>(x)?;
+    }
+    Some(out)
+}
+
+/// The 2·P sums of one [`inner_products`] tile: `[vector][probe]`.
+struct DotTile<'a, E, const P: usize> {
+    vs: [&'a [E]; 2],
+    ps: [&'a [E]; P],
+}
+
+impl<E: Elem, const P: usize> Kernel for DotTile<'_, E, P> {
+    type Output = [[f64; P]; 2];
+    #[inline(always)]
+    fn run<K: Lanes>(self, k: K) -> [[f64; P]; 2] {
+        let (v0, tail0) = chunks(self.vs[0]);
+        let v1 = chunks(self.vs[1]).0;
+        let mut ps: [&[E::Chunk]; P] = [&[]; P];
+        for (c, p) in ps.iter_mut().zip(self.ps) {
+            *c = chunks(p).0;
+        }
+        let mut acc = [[E::acc_zero(k); P]; 2];
+        for i in 0..v0.len() {
+            let x = [E::load(k, &v0[i]), E::load(k, &v1[i])];
+            for q in 0..P {
+                let pv = E::load(k, &ps[q][i]);
+                acc[0][q] = E::acc_fma(k, acc[0][q], pv, x[0]);
+                acc[1][q] = E::acc_fma(k, acc[1][q], pv, x[1]);
+            }
+            if (i + 1) % crate::elem::FLUSH_TILE == 0 {
+                // Loops, not `map`: a closure is not inlined into the target-feature context.
+                for row in &mut acc {
+                    for a in row {
+                        *a = E::acc_flush(k, *a);
+                    }
+                }
+            }
+        }
+        if !tail0.is_empty() {
+            let from = v0.len() * E::W;
+            let x = [E::load(k, &padded(tail0)), E::load(k, &padded(&self.vs[1][from..]))];
+            #[allow(clippy::needless_range_loop)] // q indexes the probes and both rows of sums
+            for q in 0..P {
+                let pv = E::load(k, &padded(&self.ps[q][from..]));
+                acc[0][q] = E::acc_fma(k, acc[0][q], pv, x[0]);
+                acc[1][q] = E::acc_fma(k, acc[1][q], pv, x[1]);
+            }
+        }
+        let mut out = [[0.0; P]; 2];
+        for (o, a) in out.iter_mut().zip(&acc) {
+            for (x, &y) in o.iter_mut().zip(a) {
+                *x = E::acc_sum(k, y);
+            }
+        }
+        out
+    }
+}
+
 struct Dot<'a, E> {
     a: &'a [E],
     b: &'a [E],
@@ -182,6 +318,42 @@ mod tests {
                 assert!((got - want).abs() <= 1e-14 * abs_dot(&a, &b), "f64 n={n} {level:?}: {got} vs {want}");
             }
         }
+    }
+
+    /// `inner_products` is every (probe, vector) inner product, in the documented layout, for
+    /// tile-sized and ragged counts, within the reference's rounding, with the same bits on every level.
+    #[test]
+    fn inner_products_on_every_level() {
+        fn check<T: Real>(tol: f64) {
+            for d in [1usize, 17, 100, 4097] {
+                let pool = normals::<T>(40, 14 * d);
+                for (nv, np) in [(1, 1), (2, 4), (3, 5), (5, 8), (4, 9), (0, 3), (2, 0)] {
+                    let (vs, ps) = (&pool[..nv * d], &pool[nv * d..(nv + np) * d]);
+                    let runs: Vec<Vec<f64>> = SimdLevel::available()
+                        .into_iter()
+                        .map(|level| {
+                            let mut out = vec![f64::NAN; nv * np];
+                            inner_products_at(level, ps, vs, d, &mut out);
+                            out
+                        })
+                        .collect();
+                    for i in 0..nv {
+                        for p in 0..np {
+                            let (v, q) = (&vs[i * d..(i + 1) * d], &ps[p * d..(p + 1) * d]);
+                            let (got, want) = (runs[0][p + np * i], reference::dot(q, v));
+                            assert!(
+                                (got - want).abs() <= tol * abs_dot(q, v),
+                                "d={d} {nv}×{np} ({p},{i}): {got} vs {want}"
+                            );
+                        }
+                    }
+                    assert!(runs.iter().all(|r| r.iter().zip(&runs[0]).all(|(a, b)| a.to_bits() == b.to_bits())));
+                }
+            }
+        }
+        // f32: partial sums of ≤ 32 products per lane, so ≤ 32 roundings of 2⁻²⁴ each.
+        check::<f32>(2e-6);
+        check::<f64>(1e-14);
     }
 
     #[test]

@@ -2,8 +2,7 @@
 //!
 //! Both passes are single loops over d in registers: [`draw_pair_and_project`] generates the
 //! normals, forms x, writes x and ξ and accumulates every projection and Gram entry as it goes;
-//! [`combine_and_project`] updates w and accumulates its projections and norm; [`mix_pair`] forms
-//! two chained linear combinations of two vectors and a third. None allocates.
+//! [`combine_and_project`] updates w and accumulates its projections and norm. None allocates.
 //! They are specialised for up to [`MAX_FUSED_TERMS`] shift/update vectors; longer lists take the
 //! unfused path (same results, more passes).
 
@@ -706,87 +705,6 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for Combine<'_, E, N, P> {
     }
 }
 
-/// Two chained combinations in one pass: `y ← ya·y + yx·x + yv·v`, then, with the new y,
-/// `x ← xa·x + xy·y + xv·v`, for `y_coefs = [ya, yx, yv]` and `x_coefs = [xa, xy, xv]`.
-///
-/// Each new vector is exactly that of [`crate::blas1::scale`] followed by one
-/// [`crate::blas1::axpy`] per term, in the order written (coefficients rounded to `T` first).
-#[track_caller]
-pub fn mix_pair<T: Real>(x: &mut [T], y: &mut [T], v: &[T], y_coefs: [f64; 3], x_coefs: [f64; 3]) {
-    mix_pair_at(SimdLevel::detect(), x, y, v, y_coefs, x_coefs)
-}
-
-#[track_caller]
-pub(crate) fn mix_pair_at<T: Real>(
-    level: SimdLevel,
-    x: &mut [T],
-    y: &mut [T],
-    v: &[T],
-    y_coefs: [f64; 3],
-    x_coefs: [f64; 3],
-) {
-    let d = x.len();
-    assert!(y.len() == d && v.len() == d, "mix_pair: x, y and v must have the same length d = {d}");
-    fn run<E: Elem>(level: SimdLevel, x: &mut [E], y: &mut [E], v: &[E], yc: [f64; 3], xc: [f64; 3]) {
-        dispatch(level, MixPair::<E> { x, y, v, yc: yc.map(E::from_f64), xc: xc.map(E::from_f64) })
-    }
-    if let Some(xf) = same_mut::<T, f32>(x) {
-        run(level, xf, same_mut(y).expect("same type"), same(v).expect("same type"), y_coefs, x_coefs)
-    } else if let Some(xf) = same_mut::<T, f64>(x) {
-        run(level, xf, same_mut(y).expect("same type"), same(v).expect("same type"), y_coefs, x_coefs)
-    } else {
-        crate::reference::mix_pair(x, y, v, y_coefs, x_coefs)
-    }
-}
-
-struct MixPair<'a, E> {
-    x: &'a mut [E],
-    y: &'a mut [E],
-    v: &'a [E],
-    yc: [E; 3],
-    xc: [E; 3],
-}
-
-impl<E: Elem> Kernel for MixPair<'_, E> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run<K: Lanes>(self, k: K) {
-        let Self { x, y, v, yc, xc } = self;
-        let (xc_chunks, x_tail) = chunks_mut(x);
-        let (yc_chunks, y_tail) = chunks_mut(y);
-        let n = xc_chunks.len();
-        let vc = &chunks(v).0[..n];
-        let [ya, yx, yv] = yc.map(|c| E::splat(k, c));
-        let [xa, xy, xv] = xc.map(|c| E::splat(k, c));
-        // A macro, not a closure: a closure is not inlined into the target-feature context and
-        // would turn every vector operation into a call.
-        macro_rules! one {
-            ($xs:expr, $ys:expr, $vs:expr) => {{
-                let (xs, ys, vs) = (E::load(k, $xs), E::load(k, $ys), E::load(k, $vs));
-                let yn = E::fma(k, vs, yv, E::fma(k, xs, yx, E::vmul(k, ys, ya)));
-                let xn = E::fma(k, vs, xv, E::fma(k, yn, xy, E::vmul(k, xs, xa)));
-                (xn, yn)
-            }};
-        }
-        for i in 0..n {
-            let (xn, yn) = one!(&xc_chunks[i], &yc_chunks[i], &vc[i]);
-            E::store(k, &mut xc_chunks[i], xn);
-            E::store(k, &mut yc_chunks[i], yn);
-        }
-        if !x_tail.is_empty() {
-            let from = n * E::W;
-            let (xn, yn) = one!(&padded(x_tail), &padded(y_tail), &padded(&v[from..]));
-            let (mut cx, mut cy): (E::Chunk, E::Chunk) = (bytemuck::Zeroable::zeroed(), bytemuck::Zeroable::zeroed());
-            E::store(k, &mut cx, xn);
-            E::store(k, &mut cy, yn);
-            let len = x_tail.len();
-            x_tail.copy_from_slice(&as_slice_mut::<E>(&mut cx)[..len]);
-            y_tail.copy_from_slice(&as_slice_mut::<E>(&mut cy)[..len]);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -879,28 +797,6 @@ mod tests {
     #[test]
     fn draw_pair_and_project_f64_matches_its_definition_on_every_level() {
         draw_pair_all::<f64>();
-    }
-
-    /// `mix_pair` is its sequence of scale/axpy calls bit for bit, on every level, f32 and f64.
-    #[test]
-    fn mix_pair_is_its_definition_on_every_level() {
-        fn check<T: Real>() {
-            for d in LENGTHS {
-                let (x0, y0, v): (Vec<T>, Vec<T>, Vec<T>) = (normals(61, d), normals(62, d), unit(63, d));
-                let (yc, xc) = ([0.6, 0.8, -0.013], [-1.0, 1.1, 0.021]);
-                let (mut xr, mut yr) = (x0.clone(), y0.clone());
-                reference::mix_pair(&mut xr, &mut yr, &v, yc, xc);
-                for level in SimdLevel::available() {
-                    let (mut x, mut y) = (x0.clone(), y0.clone());
-                    mix_pair_at(level, &mut x, &mut y, &v, yc, xc);
-                    let bits = |a: &[T]| a.iter().map(|t| t.to_f64().to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&y), bits(&yr), "y: {} d={d} {level:?}", T::NAME);
-                    assert_eq!(bits(&x), bits(&xr), "x: {} d={d} {level:?}", T::NAME);
-                }
-            }
-        }
-        check::<f32>();
-        check::<f64>();
     }
 
     fn check_combine<T: Real, const P: usize>(level: SimdLevel, d: usize, n_terms: usize) -> (Vec<T>, [f64; P], f64) {

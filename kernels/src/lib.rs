@@ -59,6 +59,7 @@
 //! assert!((got.xx - want.xx).abs() < 1e-6 * want.xx);
 //! ```
 
+mod aligned;
 pub mod blas1;
 mod elem;
 pub mod fused;
@@ -68,6 +69,7 @@ pub mod reference;
 mod rng;
 mod simd;
 
+pub use aligned::AlignedVec;
 pub use real::Real;
 pub use rng::{BLOCK, LANES, NormalRng, STATE_WORDS};
 pub use simd::SimdLevel;

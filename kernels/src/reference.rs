@@ -74,17 +74,6 @@ pub fn combine_and_project<T: Real, const P: usize>(
     (probes.map(|p| dot(p, w)), dot(w, w))
 }
 
-/// [`crate::fused::mix_pair`] as its documented sequence of calls.
-#[track_caller]
-pub fn mix_pair<T: Real>(x: &mut [T], y: &mut [T], v: &[T], y_coefs: [f64; 3], x_coefs: [f64; 3]) {
-    scale(y_coefs[0], y);
-    axpy(y_coefs[1], x, y);
-    axpy(y_coefs[2], v, y);
-    scale(x_coefs[0], x);
-    axpy(x_coefs[1], y, x);
-    axpy(x_coefs[2], v, x);
-}
-
 /// [`crate::fused::update_and_draw`] as its documented sequence of calls.
 #[track_caller]
 #[allow(clippy::too_many_arguments)]

@@ -5,7 +5,7 @@
 //! never spawns threads; parallelism is across walkers).
 
 use super::Activation;
-use diffexp_kernels::{Real, blas1, fused};
+use diffexp_kernels::{AlignedVec, Real, blas1, fused};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use serde::{Deserialize, Serialize};
@@ -170,6 +170,85 @@ impl ProductPath {
     }
 }
 
+/// A batch given by its parts, as the trainer draws it: sample j is x_j = u_j − κ_j v (u_j the
+/// shifted bulk, v a fixed direction) with noisy input x_t,j = a_j x_j + s_j ξ_j.
+///
+/// Everything the loss and its gradient need from the d-length vectors is `[W V]ᵀ` times the
+/// columns and the samples' own inner products (`SplitSample`), so
+/// [`TwoLayer::gradient_split`] never forms x_t, the residual or the error as d×B matrices.
+pub struct SplitBatch<'a, T> {
+    /// d×(2B+1), column-major: u_1 … u_B, ξ_1 … ξ_B, v.
+    pub cols: &'a [T],
+    pub samples: &'a [SplitSample],
+    /// ‖v‖².
+    pub vv: f64,
+}
+
+/// One sample's coefficients and the inner products of its parts (u, ξ) with each other and with v.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SplitSample {
+    pub a: f64,
+    pub s: f64,
+    pub kappa: f64,
+    pub uu: f64,
+    pub xixi: f64,
+    pub uxi: f64,
+    pub vu: f64,
+    pub vxi: f64,
+}
+
+/// Scratch of [`TwoLayer::gradient_split`] for one shape; reused across steps so the step does
+/// not allocate.
+#[derive(Clone, Debug)]
+pub struct SplitScratch<T: Real> {
+    b: usize,
+    /// W and (untied) V copied onto cache lines for the projections (a copy costs less than
+    /// the split loads it saves; see [`AlignedVec`]).
+    w_lines: AlignedVec<T>,
+    v_lines: AlignedVec<T>,
+    /// K×(2B+1): Wᵀ[u ξ v], and (untied) Vᵀ[u ξ v].
+    w_cols: Vec<f64>,
+    v_cols: Vec<f64>,
+    /// K×K: RᵀR for the read-out R.
+    gram: Vec<f64>,
+    /// K×K: Σ_j σ_jσ_jᵀ, accumulated in f64 and rounded for the product.
+    sig_sig: Vec<f64>,
+    sig_sig_t: Vec<T>,
+    /// K×(2B+1): the coefficients of the columns in ∇_W and (untied) ∇_V.
+    mix_w: Vec<T>,
+    mix_v: Vec<T>,
+    /// Per unit: σ, σ', Rᵀe of the current sample, and the v column's coefficients.
+    sig: Vec<f64>,
+    dsig: Vec<f64>,
+    rte: Vec<f64>,
+    rho_w: Vec<f64>,
+    rho_v: Vec<f64>,
+}
+
+impl<T: TwoLayerReal> SplitScratch<T> {
+    pub fn new(d: usize, k: usize, b: usize, tying: Tying) -> Self {
+        let n = 2 * b + 1;
+        let untied = tying == Tying::Untied;
+        Self {
+            b,
+            w_lines: AlignedVec::zeros(d * k),
+            v_lines: AlignedVec::zeros(if untied { d * k } else { 0 }),
+            w_cols: vec![0.0; k * n],
+            v_cols: if untied { vec![0.0; k * n] } else { Vec::new() },
+            gram: vec![0.0; k * k],
+            sig_sig: vec![0.0; k * k],
+            sig_sig_t: vec![T::default(); k * k],
+            mix_w: vec![T::default(); k * n],
+            mix_v: if untied { vec![T::default(); k * n] } else { Vec::new() },
+            sig: vec![0.0; k],
+            dsig: vec![0.0; k],
+            rte: vec![0.0; k],
+            rho_w: vec![0.0; k],
+            rho_v: vec![0.0; k],
+        }
+    }
+}
+
 impl<T: TwoLayerReal> TwoLayer<T> {
     /// The read-out matrix (W when tied).
     pub fn readout(&self) -> &[T] {
@@ -271,6 +350,123 @@ impl<T: TwoLayerReal> TwoLayer<T> {
         }
     }
 
+    /// [`Self::gradient_into`] for a [`SplitBatch`], with the same loss and gradients up to rounding.
+    ///
+    /// Two products over the batch: the projections A = Wᵀ[u ξ v] (and Vᵀ[u ξ v] untied), and
+    /// ∇ = [u ξ v]·Mᵀ/(√d B) + R·S/(d B) with M the columns' coefficients and S = Σ σσᵀ. Every
+    /// per-sample quantity (h, Rᵀe, the loss, ⟨e, x_t⟩) comes from A, RᵀR and `SplitSample` in
+    /// f64: with r = c x_t − x = αu + βξ + γv, α = ca − 1, β = cs, γ = κ(1 − ca),
+    /// e = r + Rσ/√d and x_t = au + sξ − aκv.
+    #[track_caller]
+    pub fn gradient_split(
+        &self,
+        batch: &SplitBatch<'_, T>,
+        scratch: &mut SplitScratch<T>,
+        g: &mut TwoLayerGradient<T>,
+    ) {
+        let (d, k, b) = (self.d, self.k, scratch.b);
+        let n = 2 * b + 1;
+        assert!(
+            batch.cols.len() == d * n && batch.samples.len() == b,
+            "gradient_split: the batch must be d×(2B+1) = {d}×{n} with B = {b} samples"
+        );
+        assert!(g.grad_w.len() == d * k, "gradient_split: grad_w must be d×K = {d}×{k}");
+        let isd = 1.0 / (d as f64).sqrt();
+        let untied = self.tying == Tying::Untied;
+        let sc = scratch;
+        sc.w_lines.as_mut_slice().copy_from_slice(&self.w);
+        blas1::inner_products(sc.w_lines.as_slice(), batch.cols, d, &mut sc.w_cols);
+        if untied {
+            sc.v_lines.as_mut_slice().copy_from_slice(&self.v);
+            blas1::inner_products(sc.v_lines.as_slice(), batch.cols, d, &mut sc.v_cols);
+        }
+        let readout = if untied { sc.v_lines.as_slice() } else { sc.w_lines.as_slice() };
+        blas1::inner_products(readout, readout, d, &mut sc.gram);
+        let (c, vv) = (self.c, batch.vv);
+        let (mut loss, mut grad_c) = (0.0, 0.0);
+        sc.sig_sig.fill(0.0);
+        sc.rho_w.fill(0.0);
+        sc.rho_v.fill(0.0);
+        for (j, sm) in batch.samples.iter().enumerate() {
+            let (a, s, kappa) = (sm.a, sm.s, sm.kappa);
+            let (alpha, beta, gamma) = (c * a - 1.0, c * s, kappa * (1.0 - c * a));
+            // Mᵀy for y = p u + q ξ + t v, from the projected columns of M.
+            let proj = |m: &[f64], row: usize, p: f64, q: f64, t: f64| {
+                p * m[row + k * j] + q * m[row + k * (b + j)] + t * m[row + k * 2 * b]
+            };
+            let r_cols = if untied { &sc.v_cols } else { &sc.w_cols };
+            for i in 0..k {
+                let h = isd * proj(&sc.w_cols, i, a, s, -a * kappa);
+                (sc.sig[i], sc.dsig[i]) = self.activation.value_and_derivative(h);
+            }
+            let (sig, dsig) = (&sc.sig, &sc.dsig);
+            // ‖r‖², ⟨r, x_t⟩ and σ·Rᵀr, σ·Rᵀx_t, σᵀRᵀRσ.
+            let rr = alpha * alpha * sm.uu
+                + beta * beta * sm.xixi
+                + gamma * gamma * vv
+                + 2.0 * (alpha * beta * sm.uxi + alpha * gamma * sm.vu + beta * gamma * sm.vxi);
+            let r_xt = alpha * a * sm.uu
+                + (alpha * s + beta * a) * sm.uxi
+                + beta * s * sm.xixi
+                + (gamma * a - alpha * a * kappa) * sm.vu
+                + (gamma * s - beta * a * kappa) * sm.vxi
+                - gamma * a * kappa * vv;
+            let (mut sig_rtr, mut sig_rtxt, mut sig_gram_sig) = (0.0, 0.0, 0.0);
+            for i in 0..k {
+                let rtr = proj(r_cols, i, alpha, beta, gamma);
+                let gram_sig: f64 = (0..k).map(|l| sc.gram[i + k * l] * sig[l]).sum();
+                sc.rte[i] = rtr + isd * gram_sig;
+                sig_rtr += sig[i] * rtr;
+                sig_rtxt += sig[i] * proj(r_cols, i, a, s, -a * kappa);
+                sig_gram_sig += sig[i] * gram_sig;
+            }
+            loss += 0.5 * (rr + 2.0 * isd * sig_rtr + isd * isd * sig_gram_sig);
+            grad_c += r_xt + isd * sig_rtxt;
+            // Column coefficients of r σᵀ = (αu + βξ + γv)σᵀ and x_t χᵀ = (au + sξ − aκv)χᵀ, with
+            // χ = σ' ⊙ Rᵀe/√d: tied ∇_W takes both, untied ∇_V the first and ∇_W the second.
+            for i in 0..k {
+                let chi = dsig[i] * isd * sc.rte[i];
+                let r_sig = [alpha * sig[i], beta * sig[i], gamma * sig[i]];
+                let xt_chi = [a * chi, s * chi, -a * kappa * chi];
+                let w_coefs = if untied { xt_chi } else { [0, 1, 2].map(|t| r_sig[t] + xt_chi[t]) };
+                sc.mix_w[i + k * j] = T::from_f64(w_coefs[0]);
+                sc.mix_w[i + k * (b + j)] = T::from_f64(w_coefs[1]);
+                sc.rho_w[i] += w_coefs[2];
+                if untied {
+                    sc.mix_v[i + k * j] = T::from_f64(r_sig[0]);
+                    sc.mix_v[i + k * (b + j)] = T::from_f64(r_sig[1]);
+                    sc.rho_v[i] += r_sig[2];
+                }
+                for l in 0..k {
+                    sc.sig_sig[i + k * l] += sig[i] * sig[l];
+                }
+            }
+        }
+        let inv_b = 1.0 / b as f64;
+        g.loss = loss * inv_b;
+        g.grad_c = grad_c * inv_b;
+        for i in 0..k {
+            sc.mix_w[i + k * 2 * b] = T::from_f64(sc.rho_w[i]);
+            if untied {
+                sc.mix_v[i + k * 2 * b] = T::from_f64(sc.rho_v[i]);
+            }
+        }
+        for (o, &x) in sc.sig_sig_t.iter_mut().zip(&sc.sig_sig) {
+            *o = T::from_f64(x);
+        }
+        let path = ProductPath::for_shape(k, b);
+        let scale = isd * inv_b;
+        path.a_st(&mut g.grad_w, Accum::Replace, batch.cols, &sc.mix_w, d, k, n, scale);
+        let (sig_grad, readout) = if untied {
+            assert!(g.grad_v.len() == d * k, "gradient_split: grad_v must be d×K = {d}×{k}");
+            path.a_st(&mut g.grad_v, Accum::Replace, batch.cols, &sc.mix_v, d, k, n, scale);
+            (&mut g.grad_v, &self.v)
+        } else {
+            (&mut g.grad_w, &self.w)
+        };
+        path.add_a_s(sig_grad, readout, &sc.sig_sig_t, d, k, k, scale * isd);
+    }
+
     /// A zeroed gradient of the right shapes.
     pub fn zero_gradient(&self) -> TwoLayerGradient<T> {
         TwoLayerGradient {
@@ -326,6 +522,144 @@ mod tests {
                 assert!(close(&e1, &e2) && close(&g1.grad_w, &g2.grad_w) && close(&g1.grad_v, &g2.grad_v));
                 assert!((g1.loss - g2.loss).abs() < 1e-12 * g1.loss && (g1.grad_c - g2.grad_c).abs() < 1e-10);
             }
+        }
+    }
+
+    /// A random split batch (u, ξ, v, a, s, κ) of `T` and its explicit x = u − κv, x_t = a x + sξ in f64.
+    #[allow(clippy::type_complexity)]
+    fn split_case<T: TwoLayerReal>(
+        rng: &mut ScalarRng,
+        d: usize,
+        b: usize,
+    ) -> (Vec<T>, Vec<SplitSample>, f64, Vec<f64>, Vec<f64>) {
+        let n = 2 * b + 1;
+        let cols: Vec<T> = (0..d * n).map(|_| T::from_f64(rng.normal())).collect();
+        let col = |j: usize| cols[j * d..(j + 1) * d].iter().map(|x| x.to_f64()).collect::<Vec<f64>>();
+        let dot = |p: &[f64], q: &[f64]| p.iter().zip(q).map(|(x, y)| x * y).sum::<f64>();
+        let v = col(2 * b);
+        let (mut x, mut xt) = (vec![0.0; d * b], vec![0.0; d * b]);
+        let samples = (0..b)
+            .map(|j| {
+                let a = 0.2 + 0.6 * rng.uniform();
+                let (u, xi) = (col(j), col(b + j));
+                let kappa = 0.3 * rng.normal();
+                for i in 0..d {
+                    x[j * d + i] = u[i] - kappa * v[i];
+                    xt[j * d + i] = a * x[j * d + i] + (1.0 - a * a).sqrt() * xi[i];
+                }
+                SplitSample {
+                    a,
+                    s: (1.0 - a * a).sqrt(),
+                    kappa,
+                    uu: dot(&u, &u),
+                    xixi: dot(&xi, &xi),
+                    uxi: dot(&u, &xi),
+                    vu: dot(&v, &u),
+                    vxi: dot(&v, &xi),
+                }
+            })
+            .collect();
+        (cols, samples, dot(&v, &v), x, xt)
+    }
+
+    fn random_net<T: TwoLayerReal>(
+        rng: &mut ScalarRng,
+        d: usize,
+        k: usize,
+        tying: Tying,
+        act: Activation,
+    ) -> TwoLayer<T> {
+        let mut rand = |n: usize| (0..n).map(|_| T::from_f64(rng.normal())).collect::<Vec<T>>();
+        let w = rand(d * k);
+        let v = if tying == Tying::Untied { rand(d * k) } else { Vec::new() };
+        TwoLayer { d, k, activation: act, tying, w, v, c: 0.45 }
+    }
+
+    /// The split gradient is the explicit one (f64, to rounding), on both product paths, tied and untied.
+    #[test]
+    fn gradient_split_equals_gradient_into() {
+        let mut rng = ScalarRng::from_seed(23);
+        for (d, k, b) in [(40, 1, 1), (37, 2, 2), (50, 3, 4), (64, 8, 3), (45, 4, 8)] {
+            for tying in [Tying::Tied, Tying::Untied] {
+                for act in [Activation::Tanh, Activation::Relu, Activation::Hermite(3)] {
+                    let net = random_net::<f64>(&mut rng, d, k, tying, act);
+                    let (cols, samples, vv, x, xt) = split_case::<f64>(&mut rng, d, b);
+                    let (mut sc, mut want) = (TwoLayerScratch::new(d, k, b), net.zero_gradient());
+                    net.gradient_into(&x, &xt, &mut sc, &mut want);
+                    let (mut ss, mut got) = (SplitScratch::new(d, k, b, tying), net.zero_gradient());
+                    net.gradient_split(&SplitBatch { cols: &cols, samples: &samples, vv }, &mut ss, &mut got);
+                    let what = format!("d={d} K={k} B={b} {tying:?} {act}");
+                    let close = |p: &[f64], q: &[f64]| {
+                        let scale = q.iter().map(|x| x.abs()).fold(1e-300, f64::max);
+                        p.iter().zip(q).all(|(x, y)| (x - y).abs() < 1e-12 * scale)
+                    };
+                    assert!(close(&got.grad_w, &want.grad_w), "{what}: ∇_W differs");
+                    assert!(close(&got.grad_v, &want.grad_v), "{what}: ∇_V differs");
+                    assert!(
+                        (got.loss - want.loss).abs() < 1e-12 * want.loss,
+                        "{what}: loss {} vs {}",
+                        got.loss,
+                        want.loss
+                    );
+                    assert!(
+                        (got.grad_c - want.grad_c).abs() < 1e-11 * (1.0 + want.grad_c.abs() + want.loss),
+                        "{what}: ∂c {} vs {}",
+                        got.grad_c,
+                        want.grad_c
+                    );
+                }
+            }
+        }
+    }
+
+    /// In f32 the split gradient is as accurate as the explicit f32 path: both against f64 at d = 4000.
+    #[test]
+    fn gradient_split_f32_is_as_accurate_as_the_explicit_path() {
+        let (d, k, b) = (4000, 8, 16);
+        let mut rng = ScalarRng::from_seed(29);
+        for tying in [Tying::Tied, Tying::Untied] {
+            let net32 = random_net::<f32>(&mut rng, d, k, tying, Activation::Tanh);
+            let to64 = |x: &[f32]| x.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+            let net64 = TwoLayer {
+                d,
+                k,
+                activation: Activation::Tanh,
+                tying,
+                w: to64(&net32.w),
+                v: to64(&net32.v),
+                c: net32.c,
+            };
+            let (cols, samples, vv, x, xt) = split_case::<f32>(&mut rng, d, b);
+            let mut exact = net64.zero_gradient();
+            net64.gradient_into(&x, &xt, &mut TwoLayerScratch::new(d, k, b), &mut exact);
+            let (x32, xt32): (Vec<f32>, Vec<f32>) =
+                (x.iter().map(|&v| v as f32).collect(), xt.iter().map(|&v| v as f32).collect());
+            let mut explicit = net32.zero_gradient();
+            net32.gradient_into(&x32, &xt32, &mut TwoLayerScratch::new(d, k, b), &mut explicit);
+            let mut split = net32.zero_gradient();
+            net32.gradient_split(
+                &SplitBatch { cols: &cols, samples: &samples, vv },
+                &mut SplitScratch::new(d, k, b, tying),
+                &mut split,
+            );
+            let rel = |g: &[f32], e: &[f64]| {
+                let num: f64 = g.iter().zip(e).map(|(&p, &q)| (p as f64 - q).powi(2)).sum();
+                (num / e.iter().map(|q| q * q).sum::<f64>()).sqrt()
+            };
+            let (e_split, e_explicit) = (rel(&split.grad_w, &exact.grad_w), rel(&explicit.grad_w, &exact.grad_w));
+            assert!(
+                e_split < 1e-5 && e_split < 3.0 * e_explicit,
+                "{tying:?}: ∇_W error {e_split:e}, explicit path {e_explicit:e}"
+            );
+            if tying == Tying::Untied {
+                let e_split = rel(&split.grad_v, &exact.grad_v);
+                assert!(
+                    e_split < 3.0 * rel(&explicit.grad_v, &exact.grad_v) && e_split < 1e-5,
+                    "∇_V error {e_split:e}"
+                );
+            }
+            assert!((split.loss - exact.loss).abs() < 1e-6 * exact.loss, "loss {} vs {}", split.loss, exact.loss);
+            assert!((split.grad_c - exact.grad_c).abs() < 1e-6 * exact.loss, "∂c {} vs {}", split.grad_c, exact.grad_c);
         }
     }
 

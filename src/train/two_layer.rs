@@ -4,10 +4,12 @@
 use super::single::EvalAccumulator;
 use super::{Learner, LearnerState, weights_from_f64, weights_to_f64};
 use crate::model::{GaussianSurrogate, MixedCumulantModel};
-use crate::net::two_layer::{TwoLayer, TwoLayerGradient, TwoLayerReal, TwoLayerScratch, Tying};
+use crate::net::two_layer::{
+    SplitBatch, SplitSample, SplitScratch, TwoLayer, TwoLayerGradient, TwoLayerReal, TwoLayerScratch, Tying,
+};
 use crate::observe::EvalLosses;
 use crate::rng::ScalarRng;
-use diffexp_kernels::{NormalRng, blas1, fused};
+use diffexp_kernels::{AlignedVec, NormalRng, blas1, fused};
 use std::sync::Arc;
 
 /// One walker of a two-layer denoiser.
@@ -20,10 +22,12 @@ pub struct TwoLayerLearner<T: TwoLayerReal> {
     eta_w: f64,
     spherical: bool,
     batch: usize,
-    /// d×B clean samples while drawing, then the residuals c x_t − x the gradient starts from.
-    x: Vec<T>,
-    xt: Vec<T>,
-    scratch: TwoLayerScratch<T>,
+    /// d×(2B+1): the batch's shifted bulks x'_j, its noises ξ_j, then the spike v (constant): the
+    /// sample is x_j = x'_j − κ_j v (SPEC §2.3 whitening), and x_t, the residual and the error are
+    /// never formed ([`TwoLayer::gradient_split`]).
+    cols: AlignedVec<T>,
+    samples: Vec<SplitSample>,
+    scratch: SplitScratch<T>,
     grad: TwoLayerGradient<T>,
     normals: NormalRng,
     latent: ScalarRng,
@@ -68,9 +72,9 @@ impl<T: TwoLayerReal> TwoLayerLearner<T> {
             eta_w: st.eta * d as f64,
             spherical: st.spherical,
             batch: st.batch,
-            x: vec![T::default(); d * st.batch],
-            xt: vec![T::default(); d * st.batch],
-            scratch: TwoLayerScratch::new(d, k, st.batch),
+            cols: AlignedVec::zeros(d * (2 * st.batch + 1)),
+            samples: vec![SplitSample::default(); st.batch],
+            scratch: SplitScratch::new(d, k, st.batch, st.tying),
             normals: NormalRng::from_seed(st.data_seed),
             latent: ScalarRng::from_seed(st.latent_seed),
             eval_seed: st.eval_seed,
@@ -78,6 +82,7 @@ impl<T: TwoLayerReal> TwoLayerLearner<T> {
             model,
             surrogate,
         };
+        me.cols.as_mut_slice()[2 * st.batch * d..].copy_from_slice(&me.model.spikes.v);
         if me.spherical {
             me.normalise_columns();
         }
@@ -93,31 +98,35 @@ impl<T: TwoLayerReal> TwoLayerLearner<T> {
         }
     }
 
-    /// Draws the batch: per sample one fused pass for the shifted bulk x' = z + Σ c e and the noise ξ
-    /// (with ⟨v, x'⟩), then one pass ([`fused::mix_pair`]) for x_t and the residual c x_t − x, the
-    /// whitening x = x' − κv folded into both — two passes over one sample, the second in cache.
+    /// Draws the batch: per sample one fused pass for the shifted bulk x' = z + Σ c e and the noise ξ,
+    /// with their inner products with each other and with v.
     fn draw_batch(&mut self) {
-        let d = self.net.d;
+        let (d, b) = (self.net.d, self.batch);
         let model = Arc::clone(&self.model);
         let sp = &model.spikes;
         let (c_s, gvv, gvm, gvu) = (model.c_s, sp.gram[2][2], sp.gram[2][0], sp.gram[2][1]);
-        for j in 0..self.batch {
+        let (bulks, rest) = self.cols.as_mut_slice().split_at_mut(b * d);
+        for (j, (x, xi)) in bulks.chunks_mut(d).zip(rest.chunks_mut(d)).enumerate() {
             let a = super::single::draw_level(&self.a_values, &mut self.latent);
-            let s = (1.0 - a * a).sqrt();
-            let (x, xt) = (&mut self.x[j * d..(j + 1) * d], &mut self.xt[j * d..(j + 1) * d]);
             let sh = model.draw_shift(&mut self.latent);
             let p = fused::draw_pair_and_project(
                 &mut self.normals,
                 x,
-                xt,
+                xi,
                 &[(sh.c_m, &sp.m), (sh.c_u, &sp.u), (sh.c_v, &sp.v)],
                 [&sp.v],
             );
-            // κ = c_S⟨v, z⟩, as in the single-direction step; the clean sample is x = x' − κv.
-            let kappa = c_s * (p.x_dot[0] - sh.c_m * gvm - sh.c_u * gvu - sh.c_v * gvv);
-            // x_t = sξ + a x' − aκ v, then the residual c x_t − x = c x_t − x' + κ v in x's buffer
-            // (only the residual is needed from here on): one pass, x never formed.
-            fused::mix_pair(x, xt, &sp.v, [s, a, -a * kappa], [-1.0, self.net.c, kappa]);
+            self.samples[j] = SplitSample {
+                a,
+                s: (1.0 - a * a).sqrt(),
+                // κ = c_S⟨v, z⟩, as in the single-direction step.
+                kappa: c_s * (p.x_dot[0] - sh.c_m * gvm - sh.c_u * gvu - sh.c_v * gvv),
+                uu: p.xx,
+                xixi: p.xixi,
+                uxi: p.xxi,
+                vu: p.x_dot[0],
+                vxi: p.xi_dot[0],
+            };
         }
     }
 }
@@ -125,7 +134,8 @@ impl<T: TwoLayerReal> TwoLayerLearner<T> {
 impl<T: TwoLayerReal> Learner for TwoLayerLearner<T> {
     fn step(&mut self) -> f64 {
         self.draw_batch();
-        self.net.gradient_from_residual(&mut self.x, &self.xt, &mut self.scratch, &mut self.grad);
+        let batch = SplitBatch { cols: self.cols.as_slice(), samples: &self.samples, vv: self.model.spikes.gram[2][2] };
+        self.net.gradient_split(&batch, &mut self.scratch, &mut self.grad);
         let d = self.net.d;
         let eta = self.eta_w;
         if self.spherical {
@@ -230,5 +240,63 @@ impl<T: TwoLayerReal> Learner for TwoLayerLearner<T> {
             acc.push(ld, ls);
         }
         acc.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Spikes;
+    use crate::net::Activation;
+
+    /// A drawn batch, spelled out as x = x' − κv and x_t = a x + sξ, gives through the explicit
+    /// gradient what the learner's split gradient gives (its sums are the batch's own).
+    #[test]
+    fn drawn_batch_gives_the_explicit_gradient() {
+        let d = 300;
+        let params = crate::config::Config::default().model.params();
+        let model =
+            MixedCumulantModel::new(params, Spikes::<f64>::draw(d, Default::default(), &mut ScalarRng::from_seed(3)));
+        let surrogate = Arc::new(model.surrogate());
+        for (tying, b) in [(Tying::Tied, 3), (Tying::Untied, 5)] {
+            let mut l = TwoLayerLearner::new(
+                Arc::new(model.clone()),
+                Arc::clone(&surrogate),
+                TwoLayerSetup {
+                    net: Activation::Tanh,
+                    tying,
+                    units: 3,
+                    c0: 0.6,
+                    a_values: vec![0.4, 0.8],
+                    eta: 0.1 / d as f64,
+                    spherical: false,
+                    batch: b,
+                    init_seed: 1,
+                    data_seed: 2,
+                    latent_seed: 3,
+                    eval_seed: 4,
+                },
+            );
+            l.draw_batch();
+            let v = &model.spikes.v;
+            let (mut x, mut xt) = (vec![0.0; d * b], vec![0.0; d * b]);
+            for (j, sm) in l.samples.iter().enumerate() {
+                assert!(l.a_values.contains(&sm.a) && (sm.s - (1.0 - sm.a * sm.a).sqrt()).abs() < 1e-15);
+                for i in 0..d {
+                    x[j * d + i] = l.cols.as_slice()[j * d + i] - sm.kappa * v[i];
+                    xt[j * d + i] = sm.a * x[j * d + i] + sm.s * l.cols.as_slice()[(b + j) * d + i];
+                }
+            }
+            let mut want = l.net.zero_gradient();
+            l.net.gradient_into(&x, &xt, &mut TwoLayerScratch::new(d, 3, b), &mut want);
+            let batch = SplitBatch { cols: l.cols.as_slice(), samples: &l.samples, vv: model.spikes.gram[2][2] };
+            l.net.gradient_split(&batch, &mut l.scratch, &mut l.grad);
+            let scale = want.grad_w.iter().map(|g| g.abs()).fold(0.0, f64::max);
+            for (p, q) in l.grad.grad_w.iter().zip(&want.grad_w) {
+                assert!((p - q).abs() < 1e-12 * scale, "{tying:?}: ∇_W {p} vs {q}");
+            }
+            assert!((l.grad.loss - want.loss).abs() < 1e-12 * want.loss);
+            assert!((l.grad.grad_c - want.grad_c).abs() < 1e-11 * want.loss);
+        }
     }
 }
