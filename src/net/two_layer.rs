@@ -177,7 +177,8 @@ impl ProductPath {
 /// columns and the samples' own inner products (`SplitSample`), so
 /// [`TwoLayer::gradient_split`] never forms x_t, the residual or the error as d×B matrices.
 pub struct SplitBatch<'a, T> {
-    /// d×(2B+1), column-major: u_1 … u_B, ξ_1 … ξ_B, v.
+    /// d×(2B+1), column-major: u_1, ξ_1, u_2, ξ_2, …, u_B, ξ_B, v (a sample's two columns are
+    /// adjacent, so they can be projected as soon as they are drawn: [`TwoLayer::project_split`]).
     pub cols: &'a [T],
     pub samples: &'a [SplitSample],
     /// ‖v‖².
@@ -202,6 +203,8 @@ pub struct SplitSample {
 #[derive(Clone, Debug)]
 pub struct SplitScratch<T: Real> {
     b: usize,
+    /// Leading columns of the batch already projected for the current weights.
+    projected: usize,
     /// W and (untied) V copied onto cache lines for the projections (a copy costs less than
     /// the split loads it saves; see [`AlignedVec`]).
     w_lines: AlignedVec<T>,
@@ -231,6 +234,7 @@ impl<T: TwoLayerReal> SplitScratch<T> {
         let untied = tying == Tying::Untied;
         Self {
             b,
+            projected: 0,
             w_lines: AlignedVec::zeros(d * k),
             v_lines: AlignedVec::zeros(if untied { d * k } else { 0 }),
             w_cols: vec![0.0; k * n],
@@ -350,9 +354,39 @@ impl<T: TwoLayerReal> TwoLayer<T> {
         }
     }
 
+    /// Projects the next columns of a [`SplitBatch`] on W (and V), `part` being columns
+    /// `first..first + part.len()/d`: a trainer calls this per sample while its columns are still in
+    /// cache, and [`Self::gradient_split`] projects whatever is left. Columns go in order from 0; the
+    /// weights must not change until the gradient is taken.
+    #[track_caller]
+    pub fn project_split(&self, part: &[T], first: usize, scratch: &mut SplitScratch<T>) {
+        let (d, k) = (self.d, self.k);
+        let cols = part.len() / d;
+        assert!(
+            first == scratch.projected && cols * d == part.len() && first + cols <= 2 * scratch.b + 1,
+            "project_split: columns {first}..{} do not follow the {} projected of a d×(2B+1) batch",
+            first + cols,
+            scratch.projected
+        );
+        let untied = self.tying == Tying::Untied;
+        if first == 0 {
+            scratch.w_lines.as_mut_slice().copy_from_slice(&self.w);
+            if untied {
+                scratch.v_lines.as_mut_slice().copy_from_slice(&self.v);
+            }
+        }
+        let range = k * first..k * (first + cols);
+        blas1::inner_products(scratch.w_lines.as_slice(), part, d, &mut scratch.w_cols[range.clone()]);
+        if untied {
+            blas1::inner_products(scratch.v_lines.as_slice(), part, d, &mut scratch.v_cols[range]);
+        }
+        scratch.projected = first + cols;
+    }
+
     /// [`Self::gradient_into`] for a [`SplitBatch`], with the same loss and gradients up to rounding.
     ///
-    /// Two products over the batch: the projections A = Wᵀ[u ξ v] (and Vᵀ[u ξ v] untied), and
+    /// Two products over the batch: the projections A = Wᵀ[u ξ v] (and Vᵀ[u ξ v] untied; those not
+    /// yet made by [`Self::project_split`]), and
     /// ∇ = [u ξ v]·Mᵀ/(√d B) + R·S/(d B) with M the columns' coefficients and S = Σ σσᵀ. Every
     /// per-sample quantity (h, Rᵀe, the loss, ⟨e, x_t⟩) comes from A, RᵀR and `SplitSample` in
     /// f64: with r = c x_t − x = αu + βξ + γv, α = ca − 1, β = cs, γ = κ(1 − ca),
@@ -374,12 +408,10 @@ impl<T: TwoLayerReal> TwoLayer<T> {
         let isd = 1.0 / (d as f64).sqrt();
         let untied = self.tying == Tying::Untied;
         let sc = scratch;
-        sc.w_lines.as_mut_slice().copy_from_slice(&self.w);
-        blas1::inner_products(sc.w_lines.as_slice(), batch.cols, d, &mut sc.w_cols);
-        if untied {
-            sc.v_lines.as_mut_slice().copy_from_slice(&self.v);
-            blas1::inner_products(sc.v_lines.as_slice(), batch.cols, d, &mut sc.v_cols);
+        if sc.projected < n {
+            self.project_split(&batch.cols[sc.projected * d..], sc.projected, sc);
         }
+        sc.projected = 0;
         let readout = if untied { sc.v_lines.as_slice() } else { sc.w_lines.as_slice() };
         blas1::inner_products(readout, readout, d, &mut sc.gram);
         let (c, vv) = (self.c, batch.vv);
@@ -392,7 +424,7 @@ impl<T: TwoLayerReal> TwoLayer<T> {
             let (alpha, beta, gamma) = (c * a - 1.0, c * s, kappa * (1.0 - c * a));
             // Mᵀy for y = p u + q ξ + t v, from the projected columns of M.
             let proj = |m: &[f64], row: usize, p: f64, q: f64, t: f64| {
-                p * m[row + k * j] + q * m[row + k * (b + j)] + t * m[row + k * 2 * b]
+                p * m[row + k * 2 * j] + q * m[row + k * (2 * j + 1)] + t * m[row + k * 2 * b]
             };
             let r_cols = if untied { &sc.v_cols } else { &sc.w_cols };
             for i in 0..k {
@@ -429,12 +461,12 @@ impl<T: TwoLayerReal> TwoLayer<T> {
                 let r_sig = [alpha * sig[i], beta * sig[i], gamma * sig[i]];
                 let xt_chi = [a * chi, s * chi, -a * kappa * chi];
                 let w_coefs = if untied { xt_chi } else { [0, 1, 2].map(|t| r_sig[t] + xt_chi[t]) };
-                sc.mix_w[i + k * j] = T::from_f64(w_coefs[0]);
-                sc.mix_w[i + k * (b + j)] = T::from_f64(w_coefs[1]);
+                sc.mix_w[i + k * 2 * j] = T::from_f64(w_coefs[0]);
+                sc.mix_w[i + k * (2 * j + 1)] = T::from_f64(w_coefs[1]);
                 sc.rho_w[i] += w_coefs[2];
                 if untied {
-                    sc.mix_v[i + k * j] = T::from_f64(r_sig[0]);
-                    sc.mix_v[i + k * (b + j)] = T::from_f64(r_sig[1]);
+                    sc.mix_v[i + k * 2 * j] = T::from_f64(r_sig[0]);
+                    sc.mix_v[i + k * (2 * j + 1)] = T::from_f64(r_sig[1]);
                     sc.rho_v[i] += r_sig[2];
                 }
                 for l in 0..k {
@@ -541,7 +573,7 @@ mod tests {
         let samples = (0..b)
             .map(|j| {
                 let a = 0.2 + 0.6 * rng.uniform();
-                let (u, xi) = (col(j), col(b + j));
+                let (u, xi) = (col(2 * j), col(2 * j + 1));
                 let kappa = 0.3 * rng.normal();
                 for i in 0..d {
                     x[j * d + i] = u[i] - kappa * v[i];
@@ -587,6 +619,10 @@ mod tests {
                     let (mut sc, mut want) = (TwoLayerScratch::new(d, k, b), net.zero_gradient());
                     net.gradient_into(&x, &xt, &mut sc, &mut want);
                     let (mut ss, mut got) = (SplitScratch::new(d, k, b, tying), net.zero_gradient());
+                    // The first sample projected ahead, as the trainer does; the rest by gradient_split.
+                    if b > 1 {
+                        net.project_split(&cols[..2 * d], 0, &mut ss);
+                    }
                     net.gradient_split(&SplitBatch { cols: &cols, samples: &samples, vv }, &mut ss, &mut got);
                     let what = format!("d={d} K={k} B={b} {tying:?} {act}");
                     let close = |p: &[f64], q: &[f64]| {

@@ -22,9 +22,9 @@ pub struct TwoLayerLearner<T: TwoLayerReal> {
     eta_w: f64,
     spherical: bool,
     batch: usize,
-    /// d×(2B+1): the batch's shifted bulks x'_j, its noises ξ_j, then the spike v (constant): the
-    /// sample is x_j = x'_j − κ_j v (SPEC §2.3 whitening), and x_t, the residual and the error are
-    /// never formed ([`TwoLayer::gradient_split`]).
+    /// d×(2B+1): each sample's shifted bulk x'_j and noise ξ_j side by side, then the spike v
+    /// (constant): the sample is x_j = x'_j − κ_j v (SPEC §2.3 whitening), and x_t, the residual and
+    /// the error are never formed ([`TwoLayer::gradient_split`]).
     cols: AlignedVec<T>,
     samples: Vec<SplitSample>,
     scratch: SplitScratch<T>,
@@ -99,16 +99,18 @@ impl<T: TwoLayerReal> TwoLayerLearner<T> {
     }
 
     /// Draws the batch: per sample one fused pass for the shifted bulk x' = z + Σ c e and the noise ξ,
-    /// with their inner products with each other and with v.
+    /// with their inner products with each other and with v, then their projections on the units
+    /// while both are still in cache.
     fn draw_batch(&mut self) {
-        let (d, b) = (self.net.d, self.batch);
+        let d = self.net.d;
         let model = Arc::clone(&self.model);
         let sp = &model.spikes;
         let (c_s, gvv, gvm, gvu) = (model.c_s, sp.gram[2][2], sp.gram[2][0], sp.gram[2][1]);
-        let (bulks, rest) = self.cols.as_mut_slice().split_at_mut(b * d);
-        for (j, (x, xi)) in bulks.chunks_mut(d).zip(rest.chunks_mut(d)).enumerate() {
+        for j in 0..self.batch {
             let a = super::single::draw_level(&self.a_values, &mut self.latent);
             let sh = model.draw_shift(&mut self.latent);
+            let pair = &mut self.cols.as_mut_slice()[2 * j * d..(2 * j + 2) * d];
+            let (x, xi) = pair.split_at_mut(d);
             let p = fused::draw_pair_and_project(
                 &mut self.normals,
                 x,
@@ -127,6 +129,7 @@ impl<T: TwoLayerReal> TwoLayerLearner<T> {
                 vu: p.x_dot[0],
                 vxi: p.xi_dot[0],
             };
+            self.net.project_split(&self.cols.as_slice()[2 * j * d..(2 * j + 2) * d], 2 * j, &mut self.scratch);
         }
     }
 }
@@ -283,8 +286,8 @@ mod tests {
             for (j, sm) in l.samples.iter().enumerate() {
                 assert!(l.a_values.contains(&sm.a) && (sm.s - (1.0 - sm.a * sm.a).sqrt()).abs() < 1e-15);
                 for i in 0..d {
-                    x[j * d + i] = l.cols.as_slice()[j * d + i] - sm.kappa * v[i];
-                    xt[j * d + i] = sm.a * x[j * d + i] + sm.s * l.cols.as_slice()[(b + j) * d + i];
+                    x[j * d + i] = l.cols.as_slice()[2 * j * d + i] - sm.kappa * v[i];
+                    xt[j * d + i] = sm.a * x[j * d + i] + sm.s * l.cols.as_slice()[(2 * j + 1) * d + i];
                 }
             }
             let mut want = l.net.zero_gradient();
