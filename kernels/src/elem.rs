@@ -4,9 +4,10 @@
 //! # Accumulation
 //! f64 accumulates in f64 lanes. f32 accumulates products with f32 fused multiply-adds (the
 //! product is exact inside the fma), but only a few of them per lane ([`FLUSH_DOT`],
-//! [`FLUSH_FUSED`]): then the f32 partial sums are widened, added into f64 lanes and restarted.
-//! The rounding error is that of short f32 sums — measured ≤ 1e-9·Σ|a_i·b_i| at d = 1e5, below
-//! the error the f32 rounding of the inputs themselves implies — at the cost of an f32 kernel.
+//! [`FLUSH_FUSED`], [`FLUSH_TILE`]): then the f32 partial sums are widened, added into f64 lanes and
+//! restarted. The rounding error is that of short f32 sums — for `dot`, measured ≤ 1e-9·Σ|a_i·b_i|
+//! at d = 1e5, below the error the f32 rounding of the inputs themselves implies — at the cost of an
+//! f32 kernel.
 //! (Widening every product to f64 is exact but measured 1.5× slower for `dot`.) The final
 //! reduction of the lanes is a fixed tree, so the result is the same on every SIMD level.
 
