@@ -86,10 +86,6 @@ pub(crate) fn inner_products_at<T: Real>(level: SimdLevel, probes: &[T], vectors
         np * d == probes.len() && nv * d == vectors.len() && out.len() == np * nv,
         "inner_products: probes and vectors must be d×P and d×N (d = {d}) and out P×N"
     );
-    if d == 0 {
-        out.fill(0.0);
-        return;
-    }
     // Tiles of 2 vectors × 4 probes (then 2, then 1 for the probes left over); an odd last vector is
     // paired with itself and the copy dropped.
     for i0 in (0..nv).step_by(2) {

@@ -290,30 +290,16 @@ impl<T: TwoLayerReal> TwoLayer<T> {
     /// ∇_W = x_t(σ'(h) ⊙ Vᵀe)ᵀ/d; ∂_c = eᵀx_t.
     #[track_caller]
     pub fn gradient_into(&self, x: &[T], xt: &[T], scratch: &mut TwoLayerScratch<T>, g: &mut TwoLayerGradient<T>) {
-        assert!(x.len() == self.d * scratch.b, "gradient: x must be d×B = {}×{}", self.d, scratch.b);
+        let (d, k, b) = (self.d, self.k, scratch.b);
+        assert!(x.len() == d * b && xt.len() == d * b, "gradient: x and x_t must be d×B = {d}×{b}");
+        assert!(g.grad_w.len() == d * k, "gradient: grad_w must be d×K = {d}×{k}");
+        // The residual r = c x_t − x, then the error e = r + Vσ/√d in its place.
         let mut e = std::mem::take(&mut scratch.e);
         e.clear();
         e.extend_from_slice(x);
         fused::combine_and_project::<T, 0>(&mut e, -1.0, &[(self.c, xt)], []);
-        self.gradient_from_residual(&mut e, xt, scratch, g);
+        self.gradient_on(ProductPath::for_shape(k, b), &mut e, xt, scratch, g, 1.0 / (d as f64).sqrt());
         scratch.e = e;
-    }
-
-    /// [`Self::gradient_into`] given the residual r = c x_t − x in `e` (overwritten by the error
-    /// e = D(x_t) − x): the trainer forms r while each sample is still in cache and never keeps x.
-    #[track_caller]
-    pub fn gradient_from_residual(
-        &self,
-        e: &mut [T],
-        xt: &[T],
-        scratch: &mut TwoLayerScratch<T>,
-        g: &mut TwoLayerGradient<T>,
-    ) {
-        let (d, k, b) = (self.d, self.k, scratch.b);
-        assert!(e.len() == d * b && xt.len() == d * b, "gradient: r and x_t must be d×B = {d}×{b}");
-        assert!(g.grad_w.len() == d * k, "gradient: grad_w must be d×K = {d}×{k}");
-        let isd = 1.0 / (d as f64).sqrt();
-        self.gradient_on(ProductPath::for_shape(k, b), e, xt, scratch, g, isd);
     }
 
     fn gradient_on(
