@@ -7,9 +7,9 @@ use crate::net::two_layer::Tying;
 use crate::net::{Activation, SingleDirection};
 use crate::rng::ScalarRng;
 use crate::train::Learner;
-use crate::train::single::{SingleDirectionLearner, SingleDirectionSetup};
+use crate::train::single::{MERGED_MIN_DIM, SingleDirectionLearner, SingleDirectionSetup};
 use crate::train::two_layer::{TwoLayerLearner, TwoLayerSetup};
-use diffexp_kernels::NormalRng;
+use diffexp_kernels::{AlignedVec, NormalRng, fused};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
 use serde::Serialize;
@@ -26,6 +26,26 @@ pub struct StepTiming {
     pub ns_per_2d_normals: f64,
     /// ns_per_step / ns_per_2d_normals.
     pub ratio_to_normals: f64,
+    /// Where the step's time goes: its passes timed alone, at the same d.
+    pub passes: PassTimings,
+}
+
+/// The fused passes of the single-direction step, each timed alone (ns per call), and the rest of
+/// the step (its scalar work: latent draw, activation, coefficients, kernel entry and exit).
+#[derive(Clone, Debug, Serialize)]
+pub struct PassTimings {
+    /// The step runs the merged pass (d ≥ `train::single::MERGED_MIN_DIM`) instead of draw + update.
+    pub merged: bool,
+    /// The generator writing x and ξ with only their three Gram sums: no shifts, no probes.
+    pub ns_draw_gram_only: f64,
+    /// The step's draw pass: normals, three shifts, seven running sums, x and ξ written.
+    pub ns_draw_pass: f64,
+    /// The step's update pass: w ← αw + three terms, four running sums.
+    pub ns_update_pass: f64,
+    /// The merged pass (update, then draw, in one loop).
+    pub ns_merged_pass: f64,
+    /// ns_per_step minus the passes the step runs.
+    pub ns_rest: f64,
 }
 
 /// The bench report.
@@ -93,11 +113,53 @@ fn single_learner(d: usize, walker: u64) -> SingleDirectionLearner<f32> {
     )
 }
 
+/// Times the single-direction step's passes alone, on the bench model's spikes and the step's
+/// argument lists (the coefficients only need to keep w finite).
+fn pass_timings(d: usize, secs: f64, ns_step: f64) -> PassTimings {
+    let (m, _) = model(d);
+    let sp = &m.spikes;
+    let mut rng = NormalRng::from_seed(4);
+    let mut w = AlignedVec::<f32>::zeros(d);
+    rng.fill(&mut w);
+    let (mut x, mut xi) = (AlignedVec::<f32>::zeros(d), AlignedVec::<f32>::zeros(d));
+    let shift = [(0.1, &sp.m[..]), (0.2, &sp.u[..]), (0.3, &sp.v[..])];
+    let ns = |t: f64| t * 1e9;
+    let ns_draw_gram_only = ns(time_per_call(secs, || {
+        black_box(fused::draw_pair_and_project::<f32, 0>(&mut rng, &mut x, &mut xi, &[], []));
+    }));
+    let ns_draw_pass = ns(time_per_call(secs, || {
+        black_box(fused::draw_pair_and_project(&mut rng, &mut x, &mut xi, &shift, [&w[..], &sp.v[..]]));
+    }));
+    let ns_update_pass = ns(time_per_call(secs, || {
+        let terms = [(1e-6, &x[..]), (1e-6, &xi[..]), (1e-6, &sp.v[..])];
+        black_box(fused::combine_and_project(&mut w, 1.0, &terms, [&sp.m[..], &sp.u[..], &sp.v[..]]));
+    }));
+    let ns_merged_pass = ns(time_per_call(secs, || {
+        let probes = [&sp.m[..], &sp.u[..], &sp.v[..]];
+        let r = fused::update_and_draw(
+            &mut rng,
+            &mut w,
+            1.0,
+            (1e-6, 1e-6),
+            &[(1e-6, &sp.v)],
+            &mut x,
+            &mut xi,
+            &shift,
+            probes,
+        );
+        black_box(r);
+    }));
+    let merged = d >= MERGED_MIN_DIM;
+    let ns_rest = ns_step - if merged { ns_merged_pass } else { ns_draw_pass + ns_update_pass };
+    PassTimings { merged, ns_draw_gram_only, ns_draw_pass, ns_update_pass, ns_merged_pass, ns_rest }
+}
+
 /// Runs every measurement; `secs` is the minimum time per measurement.
 pub fn run(dims: &[usize], secs: f64) -> BenchReport {
     let mut rng = NormalRng::from_seed(3);
-    let mut buf32 = vec![0.0f32; 1 << 16];
-    let mut buf64 = vec![0.0f64; 1 << 16];
+    // Every buffer starts on a cache line, as the walkers' vectors do.
+    let mut buf32 = AlignedVec::<f32>::zeros(1 << 16);
+    let mut buf64 = AlignedVec::<f64>::zeros(1 << 16);
     let ns_per_normal_f32 = time_per_call(secs, || rng.fill(black_box(&mut buf32))) * 1e9 / buf32.len() as f64;
     let ns_per_normal_f64 = time_per_call(secs, || rng.fill(black_box(&mut buf64))) * 1e9 / buf64.len() as f64;
     let steps = dims
@@ -107,9 +169,16 @@ pub fn run(dims: &[usize], secs: f64) -> BenchReport {
             let ns_step = time_per_call(secs, || {
                 black_box(l.step());
             }) * 1e9;
-            let mut two = vec![0.0f32; 2 * d];
+            let mut two = AlignedVec::<f32>::zeros(2 * d);
             let ns_norm = time_per_call(secs, || rng.fill(black_box(&mut two))) * 1e9;
-            StepTiming { d, ns_per_step: ns_step, ns_per_2d_normals: ns_norm, ratio_to_normals: ns_step / ns_norm }
+            let passes = pass_timings(d, secs, ns_step);
+            StepTiming {
+                d,
+                ns_per_step: ns_step,
+                ns_per_2d_normals: ns_norm,
+                ratio_to_normals: ns_step / ns_norm,
+                passes,
+            }
         })
         .collect();
     // Threads: 4 walkers at d = 1e4, a fixed number of steps each, in pools of 1 and 2 threads.
@@ -197,6 +266,28 @@ impl std::fmt::Display for BenchReport {
                 f,
                 "{:>9}  {:>12.0}  {:>16.0}  {:>10.3}",
                 s.d, s.ns_per_step, s.ns_per_2d_normals, s.ratio_to_normals
+            )?;
+        }
+        writeln!(f, "where the step's time goes, each pass timed alone, in units of the step's 2d normals:")?;
+        writeln!(
+            f,
+            "{:>9}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>7}",
+            "d", "gram-only", "draw", "update", "merged", "rest", "step"
+        )?;
+        for s in &self.steps {
+            let (p, n) = (&s.passes, s.ns_per_2d_normals);
+            // The passes the step does not run are in brackets.
+            let cell = |t: f64, runs: bool| if runs { format!("{:.2}", t / n) } else { format!("({:.2})", t / n) };
+            writeln!(
+                f,
+                "{:>9}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10.2}  {:>7.2}",
+                s.d,
+                format!("({:.2})", p.ns_draw_gram_only / n),
+                cell(p.ns_draw_pass, !p.merged),
+                cell(p.ns_update_pass, !p.merged),
+                cell(p.ns_merged_pass, p.merged),
+                p.ns_rest / n,
+                s.ratio_to_normals
             )?;
         }
         writeln!(

@@ -95,3 +95,39 @@ fn study_json_has_exponents() {
     assert!(out.join("summary.json").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn bench_json_reports_every_figure_and_rejects_bad_input() {
+    // d = 16384 is the first d whose step runs the merged pass.
+    let o = diffexp().args(["bench", "--secs", "0.02", "--dims", "64,16384", "--json"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let num = |x: &serde_json::Value, key: &str| {
+        let t = x[key].as_f64().unwrap_or_else(|| panic!("`{key}` missing in {x}"));
+        assert!(t.is_finite() && t > 0.0, "`{key}` = {t}");
+        t
+    };
+    for key in ["ns_per_normal_f32", "ns_per_normal_f64", "thread_speedup", "k8_b64_ratio"] {
+        num(&v, key);
+    }
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    for (s, (d, merged)) in steps.iter().zip([(64, false), (16384, true)]) {
+        assert_eq!(s["d"], d);
+        let (step, normals) = (num(s, "ns_per_step"), num(s, "ns_per_2d_normals"));
+        assert!((num(s, "ratio_to_normals") - step / normals).abs() < 1e-9 * step / normals);
+        let p = &s["passes"];
+        assert_eq!(p["merged"], merged, "d = {d}");
+        let run = if merged { num(p, "ns_merged_pass") } else { num(p, "ns_draw_pass") + num(p, "ns_update_pass") };
+        num(p, "ns_draw_gram_only");
+        let rest = p["ns_rest"].as_f64().unwrap();
+        assert!((rest - (step - run)).abs() < 1e-6 * step, "rest {rest} vs {step} − {run}");
+    }
+    for (args, field, allowed) in [(["--dims", "2"], "--dims", "d ≥ 3"), (["--secs", "0"], "--secs", "> 0")] {
+        let o = diffexp().arg("bench").args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(field) && err.contains(allowed) && !err.contains("panicked"), "{err}");
+        assert!(o.stdout.is_empty());
+    }
+}

@@ -148,7 +148,7 @@ fn check_moments(
 
 fn test_dirs(m: &MixedCumulantModel<f64>, rng: &mut ScalarRng) -> Vec<Vec<f64>> {
     let d = m.dim();
-    let mut dirs = vec![m.spikes.m.clone(), m.spikes.u.clone(), m.spikes.v.clone()];
+    let mut dirs = vec![m.spikes.m.to_vec(), m.spikes.u.to_vec(), m.spikes.v.to_vec()];
     for _ in 0..2 {
         let mut r: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
         let n = dot(&r, &r).sqrt();

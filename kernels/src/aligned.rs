@@ -8,7 +8,7 @@ use crate::Real;
 /// Cache line size in bytes.
 const LINE: usize = 64;
 
-/// A fixed-length buffer of `T` starting on a 64-byte boundary.
+/// A fixed-length buffer of `T` starting on a 64-byte boundary; it dereferences to `[T]`.
 #[derive(Clone, Debug)]
 pub struct AlignedVec<T> {
     buf: Vec<T>,
@@ -27,12 +27,46 @@ impl<T: Real> AlignedVec<T> {
         Self { buf, offset, len }
     }
 
+    /// A copy of `x`.
+    pub fn from_slice(x: &[T]) -> Self {
+        let mut a = Self::zeros(x.len());
+        a.as_mut_slice().copy_from_slice(x);
+        a
+    }
+
     pub fn as_slice(&self) -> &[T] {
         &self.buf[self.offset..self.offset + self.len]
     }
 
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         &mut self.buf[self.offset..self.offset + self.len]
+    }
+}
+
+impl<T: Real> core::ops::Deref for AlignedVec<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T: Real> core::ops::DerefMut for AlignedVec<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.as_mut_slice()
+    }
+}
+
+impl<T: Real> FromIterator<T> for AlignedVec<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Self::from_slice(&iter.into_iter().collect::<Vec<T>>())
+    }
+}
+
+impl<'a, T: Real> IntoIterator for &'a AlignedVec<T> {
+    type Item = &'a T;
+    type IntoIter = core::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
     }
 }
 
@@ -49,6 +83,9 @@ mod tests {
             assert_eq!(a.as_mut_slice().as_ptr() as usize % LINE, 0);
             assert_eq!(b.as_mut_slice().as_ptr() as usize % LINE, 0);
             assert!(a.as_slice().iter().all(|&x| x == 0.0));
+            let c = AlignedVec::from_slice(&(0..len).map(|i| i as f32).collect::<Vec<_>>());
+            assert_eq!(c.as_ptr() as usize % LINE, 0);
+            assert!(c.iter().enumerate().all(|(i, &x)| x == i as f32));
         }
     }
 }

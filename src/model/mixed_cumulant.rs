@@ -3,7 +3,7 @@
 
 use super::latent::{Coupling, NuLaw, draw_latents};
 use crate::rng::ScalarRng;
-use diffexp_kernels::{NormalRng, Real, blas1};
+use diffexp_kernels::{AlignedVec, NormalRng, Real, blas1};
 use serde::{Deserialize, Serialize};
 
 /// Strengths and latent law of the model; all scalar quantities of SPEC §2.1–2.2 derive from these.
@@ -56,12 +56,13 @@ pub enum SpikeLayout {
     Random,
 }
 
-/// The spikes m, u, v (unit norm) with their Gram matrix.
+/// The spikes m, u, v (unit norm) with their Gram matrix. Each starts on a cache line, as the
+/// walkers' vectors do, so the fused passes' full-register loads never straddle two lines.
 #[derive(Clone, Debug)]
 pub struct Spikes<T: Real> {
-    pub m: Vec<T>,
-    pub u: Vec<T>,
-    pub v: Vec<T>,
+    pub m: AlignedVec<T>,
+    pub u: AlignedVec<T>,
+    pub v: AlignedVec<T>,
     /// Gram matrix of (m, u, v) as stored (in `T`), accumulated in f64.
     pub gram: [[f64; 3]; 3],
 }
@@ -89,7 +90,7 @@ impl<T: Real> Spikes<T> {
             }
             SpikeLayout::Random => cols.iter_mut().for_each(|c| normalise(c)),
         }
-        let to_t = |c: &Vec<f64>| c.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
+        let to_t = |c: &Vec<f64>| c.iter().map(|&x| T::from_f64(x)).collect::<AlignedVec<T>>();
         let (m, u, v) = (to_t(&cols[0]), to_t(&cols[1]), to_t(&cols[2]));
         let gram = gram3(&m, &u, &v);
         Spikes { m, u, v, gram }
@@ -242,9 +243,9 @@ impl<T: Real> MixedCumulantModel<T> {
 #[derive(Clone, Debug)]
 pub struct GaussianSurrogate<T: Real> {
     beta_m: f64,
-    m: Vec<T>,
+    m: AlignedVec<T>,
     /// Orthonormal basis (e₁, e₂) of span(u, v).
-    e: [Vec<T>; 2],
+    e: [AlignedVec<T>; 2],
     /// L₂ − I (lower triangular), applied to g = E₂ᵀ z.
     l_minus_i: [[f64; 2]; 2],
 }
@@ -276,7 +277,7 @@ impl<T: Real> GaussianSurrogate<T> {
         let l00 = c[0][0].sqrt();
         let l10 = c[1][0] / l00;
         let l11 = (c[1][1] - l10 * l10).sqrt();
-        let to_t = |c: &Vec<f64>| c.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
+        let to_t = |c: &Vec<f64>| c.iter().map(|&x| T::from_f64(x)).collect::<AlignedVec<T>>();
         Self {
             beta_m: p.beta_m,
             m: s.m.clone(),

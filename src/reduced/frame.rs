@@ -6,6 +6,7 @@
 
 use crate::model::{McmParams, MixedCumulantModel, SpikeLayout, Spikes};
 use crate::reduced::wishart::{ChiSquare, Variates};
+use diffexp_kernels::AlignedVec;
 
 /// Dimension p of the spike span (always the three spikes m, u, v; the overlaps with all three are
 /// reported whatever their strengths, as in the full engine).
@@ -88,7 +89,15 @@ impl SpikeFrame {
     pub fn coordinate_model(&self, params: McmParams) -> MixedCumulantModel<f64> {
         let [m, u, v] = self.spikes;
         let gram = self.spikes.map(|a| self.spikes.map(|b| (0..P).map(|k| a[k] * b[k]).sum()));
-        MixedCumulantModel::new(params, Spikes { m: m.to_vec(), u: u.to_vec(), v: v.to_vec(), gram })
+        MixedCumulantModel::new(
+            params,
+            Spikes {
+                m: AlignedVec::from_slice(&m),
+                u: AlignedVec::from_slice(&u),
+                v: AlignedVec::from_slice(&v),
+                gram,
+            },
+        )
     }
 }
 

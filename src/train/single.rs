@@ -14,7 +14,7 @@ use crate::model::{GaussianSurrogate, MixedCumulantModel};
 use crate::net::SingleDirection;
 use crate::observe::EvalLosses;
 use crate::rng::ScalarRng;
-use diffexp_kernels::{NormalRng, Real, blas1, fused};
+use diffexp_kernels::{AlignedVec, NormalRng, Real, blas1, fused};
 use std::ops::{Add, Mul, Neg, Sub};
 use std::sync::Arc;
 
@@ -143,14 +143,15 @@ pub struct SingleDirectionLearner<T: Real> {
     eta_b: f64,
     train_b: bool,
     batch: usize,
-    w_raw: Vec<T>,
+    /// The walker's d-length vectors start on cache lines (see [`AlignedVec`]).
+    w_raw: AlignedVec<T>,
     scale: f64,
     /// Signed overlaps of the unit w with (m, u, v).
     overlaps: [f64; 3],
     /// Per batch sample: x' = z + c_m m + c_u u + c_v v (before the whitening correction).
-    xs: Vec<Vec<T>>,
+    xs: Vec<AlignedVec<T>>,
     /// Per (batch sample, level): ξ.
-    xis: Vec<Vec<T>>,
+    xis: Vec<AlignedVec<T>>,
     /// Per batch sample and per ξ: the update's coefficients (kept to avoid allocating per step).
     coef_x: Vec<f64>,
     coef_xi: Vec<f64>,
@@ -190,7 +191,7 @@ impl<T: Real> SingleDirectionLearner<T> {
     ) -> Self {
         let d = model.dim();
         // w₀ uniform on S^{d−1}.
-        let mut w_raw = vec![T::default(); d];
+        let mut w_raw = AlignedVec::zeros(d);
         NormalRng::from_seed(setup.init_seed).fill(&mut w_raw);
         let levels = if setup.level_sum { setup.a_values.len() } else { 1 };
         let mut me = Self {
@@ -204,8 +205,8 @@ impl<T: Real> SingleDirectionLearner<T> {
             w_raw,
             scale: 1.0,
             overlaps: [0.0; 3],
-            xs: (0..setup.batch).map(|_| vec![T::default(); d]).collect(),
-            xis: (0..setup.batch * levels).map(|_| vec![T::default(); d]).collect(),
+            xs: (0..setup.batch).map(|_| AlignedVec::zeros(d)).collect(),
+            xis: (0..setup.batch * levels).map(|_| AlignedVec::zeros(d)).collect(),
             coef_x: vec![0.0; setup.batch],
             coef_xi: vec![0.0; setup.batch * levels],
             merged: setup.batch == 1 && levels == 1 && d >= MERGED_MIN_DIM,
@@ -239,7 +240,7 @@ impl<T: Real> SingleDirectionLearner<T> {
         match self.pending {
             None => std::borrow::Cow::Borrowed(&self.w_raw[..]),
             Some(u) => {
-                let mut w = self.w_raw.clone();
+                let mut w = self.w_raw.to_vec();
                 let terms = [(u.cx, &self.xs[0][..]), (u.cxi, &self.xis[0][..]), (u.cv, &self.model.spikes.v[..])];
                 fused::combine_and_project::<T, 0>(&mut w, u.alpha, &terms, []);
                 std::borrow::Cow::Owned(w)
