@@ -52,6 +52,8 @@ pub struct PassTimings {
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub simd: String,
+    /// See [`core_ghz`].
+    pub core_ghz: Option<f64>,
     pub ns_per_normal_f32: f64,
     pub ns_per_normal_f64: f64,
     pub steps: Vec<StepTiming>,
@@ -113,45 +115,201 @@ fn single_learner(d: usize, walker: u64) -> SingleDirectionLearner<f32> {
     )
 }
 
-/// Times the single-direction step's passes alone, on the bench model's spikes and the step's
-/// argument lists (the coefficients only need to keep w finite).
-fn pass_timings(d: usize, secs: f64, ns_step: f64) -> PassTimings {
-    let (m, _) = model(d);
-    let sp = &m.spikes;
-    let mut rng = NormalRng::from_seed(4);
-    let mut w = AlignedVec::<f32>::zeros(d);
-    rng.fill(&mut w);
-    let (mut x, mut xi) = (AlignedVec::<f32>::zeros(d), AlignedVec::<f32>::zeros(d));
-    let shift = [(0.1, &sp.m[..]), (0.2, &sp.u[..]), (0.3, &sp.v[..])];
-    let ns = |t: f64| t * 1e9;
-    let ns_draw_gram_only = ns(time_per_call(secs, || {
-        black_box(fused::draw_pair_and_project::<f32, 0>(&mut rng, &mut x, &mut xi, &[], []));
-    }));
-    let ns_draw_pass = ns(time_per_call(secs, || {
-        black_box(fused::draw_pair_and_project(&mut rng, &mut x, &mut xi, &shift, [&w[..], &sp.v[..]]));
-    }));
-    let ns_update_pass = ns(time_per_call(secs, || {
-        let terms = [(1e-6, &x[..]), (1e-6, &xi[..]), (1e-6, &sp.v[..])];
-        black_box(fused::combine_and_project(&mut w, 1.0, &terms, [&sp.m[..], &sp.u[..], &sp.v[..]]));
-    }));
-    let ns_merged_pass = ns(time_per_call(secs, || {
-        let probes = [&sp.m[..], &sp.u[..], &sp.v[..]];
-        let r = fused::update_and_draw(
-            &mut rng,
-            &mut w,
-            1.0,
-            (1e-6, 1e-6),
-            &[(1e-6, &sp.v)],
-            &mut x,
-            &mut xi,
+/// The single-direction step's fused passes on their own buffers: the bench model's spikes and the
+/// step's argument lists (the coefficients only need to keep w finite).
+struct PassBench {
+    model: Arc<MixedCumulantModel<f32>>,
+    rng: NormalRng,
+    w: AlignedVec<f32>,
+    x: AlignedVec<f32>,
+    xi: AlignedVec<f32>,
+}
+
+impl PassBench {
+    fn new(d: usize) -> Self {
+        let mut rng = NormalRng::from_seed(4);
+        let mut w = AlignedVec::<f32>::zeros(d);
+        rng.fill(&mut w);
+        let mut p = Self { model: model(d).0, rng, w, x: AlignedVec::zeros(d), xi: AlignedVec::zeros(d) };
+        // x and ξ hold a pair, as when the step runs its update.
+        p.draw();
+        p
+    }
+
+    /// The generator writing x and ξ with only their three Gram sums: no shifts, no probes.
+    fn gram_only(&mut self) {
+        black_box(fused::draw_pair_and_project::<f32, 0>(&mut self.rng, &mut self.x, &mut self.xi, &[], []));
+    }
+
+    fn draw(&mut self) {
+        let sp = &self.model.spikes;
+        let shift = [(0.1, &sp.m[..]), (0.2, &sp.u[..]), (0.3, &sp.v[..])];
+        black_box(fused::draw_pair_and_project(
+            &mut self.rng,
+            &mut self.x,
+            &mut self.xi,
             &shift,
-            probes,
-        );
-        black_box(r);
-    }));
+            [&self.w[..], &sp.v[..]],
+        ));
+    }
+
+    fn update(&mut self) {
+        let sp = &self.model.spikes;
+        let terms = [(1e-6, &self.x[..]), (1e-6, &self.xi[..]), (1e-6, &sp.v[..])];
+        black_box(fused::combine_and_project(&mut self.w, 1.0, &terms, [&sp.m[..], &sp.u[..], &sp.v[..]]));
+    }
+
+    fn merged(&mut self) {
+        let sp = &self.model.spikes;
+        let shift = [(0.1, &sp.m[..]), (0.2, &sp.u[..]), (0.3, &sp.v[..])];
+        let probes = [&sp.m[..], &sp.u[..], &sp.v[..]];
+        let (rng, w, x, xi) = (&mut self.rng, &mut self.w, &mut self.x, &mut self.xi);
+        black_box(fused::update_and_draw(rng, w, 1.0, (1e-6, 1e-6), &[(1e-6, &sp.v)], x, xi, &shift, probes));
+    }
+}
+
+/// Times the single-direction step's passes alone.
+fn pass_timings(d: usize, secs: f64, ns_step: f64) -> PassTimings {
+    let mut p = PassBench::new(d);
+    let mut ns = |f: fn(&mut PassBench)| time_per_call(secs, || f(&mut p)) * 1e9;
+    let ns_draw_gram_only = ns(PassBench::gram_only);
+    let ns_draw_pass = ns(PassBench::draw);
+    let ns_update_pass = ns(PassBench::update);
+    let ns_merged_pass = ns(PassBench::merged);
     let merged = d >= MERGED_MIN_DIM;
     let ns_rest = ns_step - if merged { ns_merged_pass } else { ns_draw_pass + ns_update_pass };
     PassTimings { merged, ns_draw_gram_only, ns_draw_pass, ns_update_pass, ns_merged_pass, ns_rest }
+}
+
+/// One workload of `diffexp bench --only`: run by itself, so that a profiler attached to the process
+/// sees that loop and nothing else (`benches/port_budget.sh`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// The whole single-direction step.
+    Step,
+    /// The step's 2d normals (`NormalRng::fill`), the baseline of every ratio.
+    Normals,
+    /// The generator writing x and ξ with only their three Gram sums.
+    GramOnly,
+    /// The draw pass.
+    Draw,
+    /// The update pass.
+    Update,
+    /// The merged pass.
+    Merged,
+}
+
+/// One workload timed alone at one d, against the step's 2d normals timed right after it.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkloadTiming {
+    pub workload: Workload,
+    pub d: usize,
+    pub ns_per_call: f64,
+    pub ns_per_2d_normals: f64,
+    /// ns_per_call / ns_per_2d_normals.
+    pub ratio_to_normals: f64,
+}
+
+/// What `diffexp bench --only` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkloadReport {
+    pub simd: String,
+    /// See [`core_ghz`].
+    pub core_ghz: Option<f64>,
+    pub timings: Vec<WorkloadTiming>,
+}
+
+impl std::fmt::Display for WorkloadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SIMD level: {}", self.simd)?;
+        if let Some(g) = self.core_ghz {
+            write!(f, ", core clock {g:.2} GHz")?;
+        }
+        for t in &self.timings {
+            let name = clap::ValueEnum::to_possible_value(&t.workload).map(|v| v.get_name().to_string());
+            write!(
+                f,
+                "\n{} at d = {}: {:.0} ns per call, {:.0} ns per 2d normals, ratio {:.3}",
+                name.unwrap_or_default(),
+                t.d,
+                t.ns_per_call,
+                t.ns_per_2d_normals,
+                t.ratio_to_normals
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `workload` alone for `secs` at each d, then its 2d normals for `secs`/4 (for the ratio).
+pub fn run_workload(workload: Workload, dims: &[usize], secs: f64) -> WorkloadReport {
+    let timings = dims
+        .iter()
+        .map(|&d| {
+            let mut two = AlignedVec::<f32>::zeros(2 * d);
+            let mut rng = NormalRng::from_seed(3);
+            let ns_per_call = match workload {
+                Workload::Step => {
+                    let mut l = single_learner(d, 0);
+                    time_per_call(secs, || {
+                        black_box(l.step());
+                    })
+                }
+                Workload::Normals => time_per_call(secs, || rng.fill(black_box(&mut two))),
+                pass => {
+                    let mut p = PassBench::new(d);
+                    let f = match pass {
+                        Workload::GramOnly => PassBench::gram_only,
+                        Workload::Draw => PassBench::draw,
+                        Workload::Update => PassBench::update,
+                        _ => PassBench::merged,
+                    };
+                    time_per_call(secs, || f(&mut p))
+                }
+            } * 1e9;
+            // A shorter baseline, so that a profiler's hottest loop is the workload's.
+            let ns_per_2d_normals = time_per_call(secs / 4.0, || rng.fill(black_box(&mut two))) * 1e9;
+            WorkloadTiming {
+                workload,
+                d,
+                ns_per_call,
+                ns_per_2d_normals,
+                ratio_to_normals: ns_per_call / ns_per_2d_normals,
+            }
+        })
+        .collect();
+    WorkloadReport { simd: diffexp_kernels::simd_level(), core_ghz: core_ghz(), timings }
+}
+
+/// The core clock in GHz, from a chain of dependent 64-bit multiplies (3 cycles each on every
+/// x86-64 core of the last decade); `None` off x86-64. It converts the times above into cycles.
+pub fn core_ghz() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const N: u64 = 1 << 22;
+        let chain = || {
+            let t = Instant::now();
+            let mut x = 3u64;
+            for _ in 0..N / 8 {
+                // SAFETY: register-only arithmetic; the asm block touches nothing else.
+                unsafe {
+                    std::arch::asm!(
+                        "imul {x}, {x}", "imul {x}, {x}", "imul {x}, {x}", "imul {x}, {x}",
+                        "imul {x}, {x}", "imul {x}, {x}", "imul {x}, {x}", "imul {x}, {x}",
+                        x = inout(reg) x,
+                        options(nomem, nostack),
+                    );
+                }
+            }
+            black_box(x);
+            t.elapsed().as_secs_f64()
+        };
+        let best = (0..5).map(|_| chain()).fold(f64::INFINITY, f64::min);
+        Some(3.0 * N as f64 / best / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }
 
 /// Runs every measurement; `secs` is the minimum time per measurement.
@@ -242,6 +400,7 @@ pub fn run(dims: &[usize], secs: f64) -> BenchReport {
     }) * 1e9;
     BenchReport {
         simd: diffexp_kernels::simd_level(),
+        core_ghz: core_ghz(),
         ns_per_normal_f32,
         ns_per_normal_f64,
         steps,
@@ -258,6 +417,9 @@ pub fn run(dims: &[usize], secs: f64) -> BenchReport {
 impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "SIMD level: {}", self.simd)?;
+        if let Some(g) = self.core_ghz {
+            writeln!(f, "core clock: {g:.2} GHz (chain of dependent multiplies)")?;
+        }
         writeln!(f, "normals: {:.3} ns each (f32), {:.3} ns (f64)", self.ns_per_normal_f32, self.ns_per_normal_f64)?;
         writeln!(f, "single-direction pSGD step (3 spikes, fresh d-dim sample and noise), f32:")?;
         writeln!(f, "{:>9}  {:>12}  {:>16}  {:>10}", "d", "ns/step", "ns/(2d normals)", "ratio")?;

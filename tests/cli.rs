@@ -110,6 +110,10 @@ fn bench_json_reports_every_figure_and_rejects_bad_input() {
     for key in ["ns_per_normal_f32", "ns_per_normal_f64", "thread_speedup", "k8_b64_ratio"] {
         num(&v, key);
     }
+    if cfg!(target_arch = "x86_64") {
+        let ghz = num(&v, "core_ghz");
+        assert!((0.3..10.0).contains(&ghz), "core clock {ghz} GHz");
+    }
     let steps = v["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 2);
     for (s, (d, merged)) in steps.iter().zip([(64, false), (16384, true)]) {
@@ -123,6 +127,24 @@ fn bench_json_reports_every_figure_and_rejects_bad_input() {
         let rest = p["ns_rest"].as_f64().unwrap();
         assert!((rest - (step - run)).abs() < 1e-6 * step, "rest {rest} vs {step} − {run}");
     }
+    // One workload alone (for a profiler): each timed against its 2d normals.
+    for (only, dims) in [("draw", [64, 100]), ("merged", [64, 100]), ("step", [100, 16384])] {
+        let args = ["bench", "--only", only, "--secs", "0.01", "--json", "--dims"];
+        let o = diffexp().args(args).arg(format!("{},{}", dims[0], dims[1])).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let t = v["timings"].as_array().unwrap();
+        assert_eq!(t.len(), 2);
+        for (t, d) in t.iter().zip(dims) {
+            assert_eq!((t["workload"].as_str(), t["d"].as_u64()), (Some(only), Some(d as u64)));
+            let (call, normals) = (num(t, "ns_per_call"), num(t, "ns_per_2d_normals"));
+            assert!((num(t, "ratio_to_normals") - call / normals).abs() < 1e-9 * call / normals);
+        }
+    }
+    let o = diffexp().args(["bench", "--only", "fill"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--only") && err.contains("normals, gram-only, draw"), "{err}");
     for (args, field, allowed) in [(["--dims", "2"], "--dims", "d ≥ 3"), (["--secs", "0"], "--secs", "> 0")] {
         let o = diffexp().arg("bench").args(args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);

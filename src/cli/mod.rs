@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Run only this workload at each d, for `--secs`, and time it against its 2d normals: for a
+    /// profiler attached to the process (`benches/port_budget.sh`).
+    #[arg(long, value_enum)]
+    pub only: Option<crate::bench::Workload>,
 }
 
 #[derive(Args, Debug)]
@@ -541,6 +545,15 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     }
     if !(a.secs > 0.0 && a.secs.is_finite()) {
         return Err(ConfigError { field: "--secs".into(), value: a.secs.to_string(), allowed: "> 0".into() }.into());
+    }
+    if let Some(workload) = a.only {
+        let r = crate::bench::run_workload(workload, &a.dims, a.secs);
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!("{r}");
+        }
+        return Ok(());
     }
     let r = crate::bench::run(&a.dims, a.secs);
     if a.json {

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Where the single-direction step's loops stand against the CPU's vector ports.
+# Usage: bash benches/port_budget.sh [d] [workload ...]
+#   d defaults to 10000; workloads (of `diffexp bench --only`) default to: normals draw update merged.
+# Needs Linux perf (any event; `-e cpu-clock` works in VMs without hardware counters) and python3.
+# BUDGET_CPU=N pins the runs to core N (default: the last core); BUDGET_SECS sets the seconds per
+# workload (default 3).
+#
+# For each workload it profiles `diffexp bench --only`, takes the hottest loop of the machine code,
+# and counts the µops it issues on the 512-bit vector ports (0 and 5: everything but loads, stores,
+# moves and zeroing idioms; vsqrtps counts 3 and vcvtps2pd 2; the f32 → f64 flush of the running
+# sums counts once per flush period, read from the loop's `test $mask` guard). At two such µops per
+# cycle, that count is a lower bound on the loop's time; the table sets it against the measured time
+# and the core clock. "ratio at bound" is the workload at that bound over the measured 2d normals.
+# The count is for the AVX-512 build the CPU dispatches to; on other CPUs read it as a sketch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+d=${1:-10000}
+shift || true
+if [ $# -gt 0 ]; then workloads=("$@"); else workloads=(normals draw update merged); fi
+command -v perf >/dev/null || { echo "port_budget.sh: needs Linux perf" >&2; exit 1; }
+cargo build --release --quiet
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for w in "${workloads[@]}"; do
+  taskset -c "${BUDGET_CPU:-$(($(nproc) - 1))}" perf record -q -e cpu-clock -o "$tmp/$w.perf" -- \
+    ./target/release/diffexp bench --only "$w" --dims "$d" --secs "${BUDGET_SECS:-3}" --json >"$tmp/$w.json" 2>/dev/null
+  perf annotate -i "$tmp/$w.perf" --stdio 2>/dev/null | awk '/Percent \|/{n++} n==1' >"$tmp/$w.asm"
+done
+python3 - "$tmp" "$d" "${workloads[@]}" <<'PY'
+import json, re, sys
+tmp, d, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+# d-length vectors each workload writes per element of d (its 512-bit stores per 16 elements).
+# (The whole step runs several loops, so it gets no count.)
+written = {"normals": 2, "gram-only": 2, "draw": 2, "update": 1, "merged": 3}
+line = re.compile(r"\s*([0-9.]+)\s*:\s*([0-9a-f]+):\s*(.*)")
+
+def hottest_loop(path):
+    ins = [(float(m[1]), int(m[2], 16), m[3].split("#")[0].strip())
+           for m in map(line.match, open(path)) if m]
+    best = None
+    for _, a, t in ins:
+        j = re.match(r"j\w+\s+([0-9a-f]+)", t)
+        if j and int(j[1], 16) < a:
+            lo = int(j[1], 16)
+            share = sum(p for p, b, _ in ins if lo <= b <= a)
+            if best is None or share > best[0]:
+                best = (share, lo, a)
+    share, lo, hi = best
+    return share, [(b, t) for _, b, t in ins if lo <= b <= hi]
+
+def count(body):
+    """µops on ports 0/5 per iteration, and 512-bit stores to the vectors."""
+    # The f32 → f64 flush of the running sums (the loop's only f64 arithmetic) runs once per
+    # mask + 1 iterations, `mask` being the loop's `test $mask` guard.
+    masks = [int(m[1], 16) for _, t in body for m in [re.match(r"test\s+\$0x([0-9a-f]+),", t)] if m]
+    period = masks[0] + 1 if masks else 1
+    alu = stores = 0.0
+    for _, t in body:
+        mn, ops = (t.split(None, 1) + [""])[:2]
+        weight = 1.0 / period if mn in ("vcvtps2pd", "vextractf64x4", "vaddpd") else 1.0
+        regs = re.findall(r"%[xyz]mm(\d+)", ops)
+        if not mn.startswith("v"):
+            continue
+        if mn.startswith("vxor") and len(regs) == 3 and len(set(regs)) == 1:
+            continue  # zeroing idiom
+        if mn.startswith("vmov") or "broadcast" in mn:
+            if ops.rstrip().endswith(")") and "rsp" not in ops and "zmm" in ops:
+                stores += weight
+            continue
+        alu += weight * (3 if mn.startswith("vsqrt") else 2 if mn == "vcvtps2pd" else 1)
+    return alu, stores
+
+rows = []
+for w in names:
+    r = json.load(open(f"{tmp}/{w}.json"))
+    ghz, t = r["core_ghz"], r["timings"][0]
+    share, body = hottest_loop(f"{tmp}/{w}.asm")
+    alu, stores = count(body)
+    if w not in written or stores == 0:
+        print(f"{w}: ratio {t['ratio_to_normals']:.2f}; no µop count (its hottest loop holds {share:.0f} % of samples)")
+        continue
+    per_iter = stores * 16 / written[w]          # elements of d per loop iteration
+    uops = alu / per_iter                        # per element of d
+    bound = uops / 2                             # cycles per element at two µops per cycle
+    meas = t["ns_per_call"] * ghz / d            # cycles per element, measured
+    norm = t["ns_per_2d_normals"] * ghz / d
+    rows.append((w, share, uops, bound, meas, bound / meas, t["ratio_to_normals"], bound / norm))
+print(f"d = {d}, core clock {ghz:.2f} GHz; per element of d; ratios against the 2d normals measured in the same run")
+print(f"{'workload':>10} {'loop share':>10} {'µops p0+p5':>11} {'bound cyc':>10} {'measured cyc':>13} {'port use':>9} {'ratio':>7} {'ratio at bound':>15}")
+for w, share, uops, bound, meas, use, ratio, rb in rows:
+    print(f"{w:>10} {share:>9.0f}% {uops:>11.2f} {bound:>10.2f} {meas:>13.2f} {use:>8.0%} {ratio:>7.2f} {rb:>15.2f}")
+PY
