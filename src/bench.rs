@@ -242,6 +242,12 @@ impl std::fmt::Display for WorkloadReport {
     }
 }
 
+/// Seconds per call of one pass on fresh [`PassBench`] buffers of length d.
+fn time_pass(d: usize, secs: f64, pass: fn(&mut PassBench)) -> f64 {
+    let mut p = PassBench::new(d);
+    time_per_call(secs, || pass(&mut p))
+}
+
 /// Runs `workload` alone for `secs` at each d, then its 2d normals for `secs`/4 (for the ratio).
 pub fn run_workload(workload: Workload, dims: &[usize], secs: f64) -> WorkloadReport {
     let timings = dims
@@ -257,16 +263,10 @@ pub fn run_workload(workload: Workload, dims: &[usize], secs: f64) -> WorkloadRe
                     })
                 }
                 Workload::Normals => time_per_call(secs, || rng.fill(black_box(&mut two))),
-                pass => {
-                    let mut p = PassBench::new(d);
-                    let f = match pass {
-                        Workload::GramOnly => PassBench::gram_only,
-                        Workload::Draw => PassBench::draw,
-                        Workload::Update => PassBench::update,
-                        _ => PassBench::merged,
-                    };
-                    time_per_call(secs, || f(&mut p))
-                }
+                Workload::GramOnly => time_pass(d, secs, PassBench::gram_only),
+                Workload::Draw => time_pass(d, secs, PassBench::draw),
+                Workload::Update => time_pass(d, secs, PassBench::update),
+                Workload::Merged => time_pass(d, secs, PassBench::merged),
             } * 1e9;
             // A shorter baseline, so that a profiler's hottest loop is the workload's.
             let ns_per_2d_normals = time_per_call(secs / 4.0, || rng.fill(black_box(&mut two))) * 1e9;
