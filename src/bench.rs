@@ -242,6 +242,14 @@ impl std::fmt::Display for WorkloadReport {
     }
 }
 
+/// Seconds per single-direction step of a fresh walker at d.
+fn time_step(d: usize, secs: f64) -> f64 {
+    let mut l = single_learner(d, 0);
+    time_per_call(secs, || {
+        black_box(l.step());
+    })
+}
+
 /// Seconds per call of one pass on fresh [`PassBench`] buffers of length d.
 fn time_pass(d: usize, secs: f64, pass: fn(&mut PassBench)) -> f64 {
     let mut p = PassBench::new(d);
@@ -256,12 +264,7 @@ pub fn run_workload(workload: Workload, dims: &[usize], secs: f64) -> WorkloadRe
             let mut two = AlignedVec::<f32>::zeros(2 * d);
             let mut rng = NormalRng::from_seed(3);
             let ns_per_call = match workload {
-                Workload::Step => {
-                    let mut l = single_learner(d, 0);
-                    time_per_call(secs, || {
-                        black_box(l.step());
-                    })
-                }
+                Workload::Step => time_step(d, secs),
                 Workload::Normals => time_per_call(secs, || rng.fill(black_box(&mut two))),
                 Workload::GramOnly => time_pass(d, secs, PassBench::gram_only),
                 Workload::Draw => time_pass(d, secs, PassBench::draw),
@@ -323,10 +326,7 @@ pub fn run(dims: &[usize], secs: f64) -> BenchReport {
     let steps = dims
         .iter()
         .map(|&d| {
-            let mut l = single_learner(d, 0);
-            let ns_step = time_per_call(secs, || {
-                black_box(l.step());
-            }) * 1e9;
+            let ns_step = time_step(d, secs) * 1e9;
             let mut two = AlignedVec::<f32>::zeros(2 * d);
             let ns_norm = time_per_call(secs, || rng.fill(black_box(&mut two))) * 1e9;
             let passes = pass_timings(d, secs, ns_step);
