@@ -19,8 +19,12 @@ use bytemuck::{Pod, Zeroable};
 /// Products per f32 accumulator lane between two flushes into f64, in `dot` (which is bound by
 /// loads, so flushing often costs nothing measurable).
 pub(crate) const FLUSH_DOT: usize = 4;
-/// The same in the fused passes, where each flush of their 5–10 accumulators shows.
-pub(crate) const FLUSH_FUSED: usize = 8;
+/// The same in the fused passes. Each flush of their 7–15 accumulators costs about five vector
+/// operations per accumulator: every 8 products that was 0.8 of the merged pass's 5.8 vector µops
+/// per element, every 32 it is 0.2 (measured in one run: merged pass at d = 10⁵ 138–139 → 126–129
+/// µs, draw pass at d = 10³ 1.20 → 1.13 µs). Partial sums of 32 products keep the error below
+/// 2·10⁻⁶·Σ|a_i·b_i|, as in [`FLUSH_TILE`].
+pub(crate) const FLUSH_FUSED: usize = 32;
 /// The same in `blas1::inner_products`, whose loop is one fma per sum and where a flush of its
 /// eight sums every 8 products cost as much as the products (measured: 0.26 → 0.20 ns per element
 /// and tile at d = 10³). Partial sums of 32 products keep the error below 2·10⁻⁶·Σ|a_i·b_i|.

@@ -216,9 +216,9 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for DrawPair<'_, E, N, P> {
         let zero = E::acc_zero(k);
         let mut acc = PairAcc { x_dot: [zero; P], xi_dot: [zero; P], xx: zero, xixi: zero, xxi: zero };
         let mut probe_v = [E::splat(k, E::default()); P];
+        let mut ahead = Ahead::<E, K>::start(k, &mut stream, d.div_ceil(BLOCK));
         for b in 0..full_blocks {
-            let z = E::block(k, &mut stream);
-            let g = E::block(k, &mut stream);
+            let (z, g) = ahead.take(k, &mut stream);
             for h in 0..E::PER_BLOCK {
                 let i = b * E::PER_BLOCK + h;
                 let mut xv = z[h];
@@ -241,8 +241,7 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for DrawPair<'_, E, N, P> {
         // The last, partial block: drawn whole, only its head kept (as `fill` does).
         let rest = d - base;
         if rest > 0 {
-            let z = E::block(k, &mut stream);
-            let g = E::block(k, &mut stream);
+            let (z, g) = ahead.take(k, &mut stream);
             for h in 0..E::PER_BLOCK {
                 let (lo, hi) = (h * E::W, ((h + 1) * E::W).min(rest));
                 if lo >= hi {
@@ -271,6 +270,44 @@ impl<E: Elem, const N: usize, const P: usize> Kernel for DrawPair<'_, E, N, P> {
         out.xixi = E::acc_sum(k, acc.xixi);
         out.xxi = E::acc_sum(k, acc.xxi);
         out
+    }
+}
+
+/// One generator block of 32 normals in registers (as [`Elem::block`] returns it).
+type Block<E, K> = [<E as Elem>::V<K>; 4];
+
+/// The pair of normal blocks (x's, then ξ's) for the next 32 elements, drawn one step ahead of
+/// their use: the transform is a long chain of dependent operations (generator, logarithm, square
+/// root), and drawing block b + 1 before block b's update and sums lets the core overlap the two.
+/// Measured on AVX-512 in one run: the merged pass at d = 10⁵ 152–153 → 138–139 µs, the draw pass
+/// at d = 10³ 1.22 → 1.20 µs. The stream advances exactly as drawing each pair at its use would.
+struct Ahead<E: Elem, K: Lanes> {
+    z: Block<E, K>,
+    g: Block<E, K>,
+    /// Pairs still to be drawn.
+    left: usize,
+}
+
+impl<E: Elem, K: Lanes> Ahead<E, K> {
+    /// Draws the first of `pairs` pairs (none if `pairs` is 0).
+    #[inline(always)]
+    fn start(k: K, stream: &mut Xoshiro<K>, pairs: usize) -> Self {
+        let zero = [E::splat(k, E::default()); 4];
+        let mut ahead = Self { z: zero, g: zero, left: pairs };
+        ahead.take(k, stream);
+        ahead
+    }
+
+    /// The pair drawn last, after drawing the next one if any is left.
+    #[inline(always)]
+    fn take(&mut self, k: K, stream: &mut Xoshiro<K>) -> (Block<E, K>, Block<E, K>) {
+        let current = (self.z, self.g);
+        if self.left > 0 {
+            self.z = E::block(k, stream);
+            self.g = E::block(k, stream);
+            self.left -= 1;
+        }
+        current
     }
 }
 
@@ -506,6 +543,7 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateD
             (wn, xv)
         }
 
+        let mut ahead = Ahead::<E, K>::start(k, &mut stream, d.div_ceil(BLOCK));
         let zero = E::acc_zero(k);
         let mut pacc = PairAcc { x_dot: [zero; P], xi_dot: [zero; P], xx: zero, xixi: zero, xxi: zero };
         let mut wacc = WAcc { w_dot: [zero; P], ww: zero, wx: zero, wxi: zero };
@@ -517,8 +555,7 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateD
             let shift_c: [&[E::Chunk]; N] = core::array::from_fn(|j| chunks(&shift[j].1[..base]).0);
             let probe_c: [&[E::Chunk]; P] = core::array::from_fn(|p| chunks(&probes[p][..base]).0);
             for b in 0..full_blocks {
-                let z = E::block(k, &mut stream);
-                let g = E::block(k, &mut stream);
+                let (z, g) = ahead.take(k, &mut stream);
                 for h in 0..E::PER_BLOCK {
                     let i = b * E::PER_BLOCK + h;
                     let tv = core::array::from_fn(|j| (E::load(k, &term_c[j][i]), tcoef[j]));
@@ -551,8 +588,7 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateD
         // everywhere, so they add nothing.
         let rest = d - base;
         if rest > 0 {
-            let z = E::block(k, &mut stream);
-            let g = E::block(k, &mut stream);
+            let (z, g) = ahead.take(k, &mut stream);
             for h in 0..E::PER_BLOCK {
                 let (lo, hi) = (base + h * E::W, (base + (h + 1) * E::W).min(d));
                 if lo >= hi {
