@@ -20,10 +20,10 @@ use bytemuck::{Pod, Zeroable};
 /// loads, so flushing often costs nothing measurable).
 pub(crate) const FLUSH_DOT: usize = 4;
 /// The same in the fused passes. Each flush of their 7–15 accumulators costs about five vector
-/// operations per accumulator: every 8 products that was 0.8 of the merged pass's 5.8 vector µops
-/// per element, every 32 it is 0.2 (measured in one run: merged pass at d = 10⁵ 138–139 → 126–129
-/// µs, draw pass at d = 10³ 1.20 → 1.13 µs). Partial sums of 32 products keep the error below
-/// 2·10⁻⁶·Σ|a_i·b_i|, as in [`FLUSH_TILE`].
+/// operations per accumulator: going from 8 to 32 took the merged pass from 5.82 to 5.42 vector
+/// µops per element (`benches/port_budget.sh`), and measured in one run, the merged pass at
+/// d = 10⁵ 138–139 → 126–129 µs and the draw pass at d = 10³ 1.20 → 1.13 µs. Partial sums of 32
+/// products keep the error below 2·10⁻⁶·Σ|a_i·b_i|, as in [`FLUSH_TILE`].
 pub(crate) const FLUSH_FUSED: usize = 32;
 /// The same in `blas1::inner_products`, whose loop is one fma per sum and where a flush of its
 /// eight sums every 8 products cost as much as the products (measured: 0.26 → 0.20 ns per element

@@ -111,7 +111,8 @@ pub fn single_direction_terms_with<S: StepScalar, A: Sigma<S>>(
 
 /// From this d on, a batch-1 single-level walker runs its step as one merged pass over d (update of the
 /// previous step, then the fresh pair) instead of a draw pass and an update pass. Measured on the
-/// development machine (AVX-512, f32, 2 MB L2), step / its 2d normals, two passes vs merged:
+/// development machine (AVX-512, f32, 2 MB L2), in units of the step's 2d normals, the draw and
+/// update passes together vs the merged pass:
 /// 1.70–1.74 vs 1.74–1.76 at d = 10⁴, 1.67–1.73 vs 1.70–1.78 at 16384, 1.71–1.73 vs 1.74–1.75 at
 /// 49152, 1.79–1.81 vs 1.75 at 65536 and 2.14–2.18 vs 1.74–1.76 at 10⁵. The merged pass reads and
 /// writes w, x and ξ once instead of twice, which counts once the vectors leave L2; below that the
