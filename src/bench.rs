@@ -170,8 +170,7 @@ impl PassBench {
 
 /// Times the single-direction step's passes alone.
 fn pass_timings(d: usize, secs: f64, ns_step: f64) -> PassTimings {
-    let mut p = PassBench::new(d);
-    let mut ns = |f: fn(&mut PassBench)| time_per_call(secs, || f(&mut p)) * 1e9;
+    let ns = |pass: fn(&mut PassBench)| time_pass(d, secs, pass) * 1e9;
     let ns_draw_gram_only = ns(PassBench::gram_only);
     let ns_draw_pass = ns(PassBench::draw);
     let ns_update_pass = ns(PassBench::update);
