@@ -7,18 +7,36 @@
 # workload (default 3).
 #
 # For each workload it profiles `diffexp bench --only`, takes the hottest loop of the machine code,
-# and counts the µops it issues on the 512-bit vector ports (0 and 5: everything but loads, stores,
-# moves and zeroing idioms; vsqrtps counts 3 and vcvtps2pd 2; the f32 → f64 flush of the running
-# sums counts once per flush period, read from the loop's `test $mask` guard). At two such µops per
-# cycle, that count is a lower bound on the loop's time; the table sets it against the measured time
-# and the core clock. "ratio at bound" is the workload at that bound over the measured 2d normals.
-# The count is for the AVX-512 build the CPU dispatches to; on other CPUs read it as a sketch.
+# and counts the µops it issues on the pipes that bound it, by the CPU's model (BUDGET_MODEL=intel
+# or zen4 overrides the choice; `cargo run --release --example vector_pipes` measures what shares
+# a core's FMA pipes):
+#   intel  the two 512-bit ports (0 and 5) of Intel cores with AVX-512: everything but loads,
+#          stores, moves and zeroing idioms, vsqrtps counting 3 and vcvtps2pd 2; two per cycle.
+#   zen4   AMD Zen 4 (family 0x19), whose two 256-bit FMA pipes take one 512-bit operation per
+#          cycle: FMAs, multiplies, rotates, two-source permutes and mask tests, which
+#          `vector_pipes` measured as sharing them; one per cycle. Adds, shifts, conversions,
+#          blends and plain logic run on other pipes. Ternary logic (vpternlog) is left out: alone
+#          it issues more than one per cycle, so it can run off the FMA pipes, although beside
+#          FMAs it slows them by most of its own time. Counting it would raise the bound by 0.44
+#          µops per element in every loop that draws normals.
+# The f32 → f64 flush of the running sums counts once per flush period, read from the loop's
+# `test $mask` guard. That count over the per-cycle rate is a lower bound on the loop's time; the
+# table sets it against the measured time and the core clock. "ratio at bound" is the workload at
+# that bound over the measured 2d normals. The count is for the AVX-512 build the CPU dispatches
+# to; on other CPUs read it as a sketch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 d=${1:-10000}
 shift || true
 if [ $# -gt 0 ]; then workloads=("$@"); else workloads=(normals draw update merged); fi
 command -v perf >/dev/null || { echo "port_budget.sh: needs Linux perf" >&2; exit 1; }
+if [ -z "${BUDGET_MODEL:-}" ]; then
+  BUDGET_MODEL=intel
+  if grep -q AuthenticAMD /proc/cpuinfo && [ "$(awk '/^cpu family/{print $4; exit}' /proc/cpuinfo)" = 25 ]; then
+    BUDGET_MODEL=zen4
+  fi
+fi
+case "$BUDGET_MODEL" in intel|zen4) ;; *) echo "port_budget.sh: BUDGET_MODEL must be intel or zen4, not '$BUDGET_MODEL'" >&2; exit 2;; esac
 cargo build --release --quiet
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -27,9 +45,13 @@ for w in "${workloads[@]}"; do
     ./target/release/diffexp bench --only "$w" --dims "$d" --secs "${BUDGET_SECS:-3}" --json >"$tmp/$w.json" 2>/dev/null
   perf annotate -i "$tmp/$w.perf" --stdio 2>/dev/null | awk '/Percent \|/{n++} n==1' >"$tmp/$w.asm"
 done
-python3 - "$tmp" "$d" "${workloads[@]}" <<'PY'
+python3 - "$tmp" "$d" "$BUDGET_MODEL" "${workloads[@]}" <<'PY'
 import json, re, sys
-tmp, d, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+tmp, d, model, names = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+# Zen 4: the mnemonics (by prefix) whose 512-bit forms share the FMA pipes.
+ZEN4_FMA_PIPES = ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub", "vmulp", "vprol", "vpror", "vpermt2", "vpermi2",
+                  "vptestm", "vptestnm")
+per_cycle = {"intel": 2, "zen4": 1}[model]
 # d-length vectors each workload writes per element of d (its 512-bit stores per 16 elements).
 # (The whole step runs several loops, so it gets no count.)
 written = {"normals": 2, "gram-only": 2, "draw": 2, "update": 1, "merged": 3}
@@ -68,7 +90,10 @@ def count(body):
             if ops.rstrip().endswith(")") and "rsp" not in ops and "zmm" in ops:
                 stores += weight
             continue
-        alu += weight * (3 if mn.startswith("vsqrt") else 2 if mn == "vcvtps2pd" else 1)
+        if model == "zen4":
+            alu += weight * (mn.startswith(ZEN4_FMA_PIPES) and "zmm" in ops)
+        else:
+            alu += weight * (3 if mn.startswith("vsqrt") else 2 if mn == "vcvtps2pd" else 1)
     return alu, stores
 
 rows = []
@@ -82,12 +107,14 @@ for w in names:
         continue
     per_iter = stores * 16 / written[w]          # elements of d per loop iteration
     uops = alu / per_iter                        # per element of d
-    bound = uops / 2                             # cycles per element at two µops per cycle
+    bound = uops / per_cycle                     # cycles per element at the model's rate
     meas = t["ns_per_call"] * ghz / d            # cycles per element, measured
     norm = t["ns_per_2d_normals"] * ghz / d
     rows.append((w, share, uops, bound, meas, bound / meas, t["ratio_to_normals"], bound / norm))
-print(f"d = {d}, core clock {ghz:.2f} GHz; per element of d; ratios against the 2d normals measured in the same run")
-print(f"{'workload':>10} {'loop share':>10} {'µops p0+p5':>11} {'bound cyc':>10} {'measured cyc':>13} {'port use':>9} {'ratio':>7} {'ratio at bound':>15}")
+pipes = {"intel": "µops p0+p5", "zen4": "FMA-pipe µops"}[model]
+print(f"d = {d}, core clock {ghz:.2f} GHz, model {model} ({pipes}, {per_cycle} per cycle); per element of d;"
+      " ratios against the 2d normals measured in the same run")
+print(f"{'workload':>10} {'loop share':>10} {pipes:>13} {'bound cyc':>10} {'measured cyc':>13} {'use':>9} {'ratio':>7} {'ratio at bound':>15}")
 for w, share, uops, bound, meas, use, ratio, rb in rows:
-    print(f"{w:>10} {share:>9.0f}% {uops:>11.2f} {bound:>10.2f} {meas:>13.2f} {use:>8.0%} {ratio:>7.2f} {rb:>15.2f}")
+    print(f"{w:>10} {share:>9.0f}% {uops:>13.2f} {bound:>10.2f} {meas:>13.2f} {use:>8.0%} {ratio:>7.2f} {rb:>15.2f}")
 PY

@@ -397,8 +397,12 @@ impl<T: Real> Learner for SingleDirectionLearner<T> {
         let mut from = 0;
         let (dots, n2) = loop {
             let to = (from + fused::MAX_FUSED_TERMS).min(n_terms);
-            let chunk: [(f64, &[T]); fused::MAX_FUSED_TERMS] =
-                std::array::from_fn(|k| if from + k < to { term(from + k) } else { (0.0, &sp.v[..]) });
+            // Filled by a loop: `array::from_fn` here compiled to an out-of-line call per entry,
+            // each result read back through a stalled store-to-load forward (perf, d = 10³).
+            let mut chunk: [(f64, &[T]); fused::MAX_FUSED_TERMS] = [(0.0, &sp.v[..]); fused::MAX_FUSED_TERMS];
+            for (k, c) in chunk[..to - from].iter_mut().enumerate() {
+                *c = term(from + k);
+            }
             let chunk = &chunk[..to - from];
             if to == n_terms {
                 break fused::combine_and_project(&mut self.w_raw, alpha, chunk, [&sp.m, &sp.u, &sp.v]);
