@@ -156,6 +156,7 @@ fn fused_passes<T: Real>(c: &mut Criterion, name: &str) {
                     &mut xi,
                     &[(0.7, &u), (-0.3, &v)],
                     [&m, &u, &v],
+                    false, // as the step runs it between refreshes of the w sums
                 )
             })
         });

@@ -355,15 +355,22 @@ fn store_head<E: Elem, K: Lanes>(k: K, v: E::V<K>, out: &mut [E]) -> E::V<K> {
 /// fresh pair, and the pair's own projections and Gram matrix.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UpdateDrawProjections<const P: usize> {
-    /// ⟨probe_p, w⟩ of the updated w.
-    pub w_dot: [f64; P],
-    /// ‖w‖² of the updated w.
-    pub ww: f64,
+    /// The updated w's projections and norm, if the call asked for them (`measure_w`).
+    pub w: Option<WeightSums<P>>,
     /// ⟨w, x⟩ and ⟨w, ξ⟩ (updated w, fresh pair).
     pub wx: f64,
     pub wxi: f64,
     /// Projections of the fresh pair on the probes, and its Gram matrix.
     pub pair: PairProjections<P>,
+}
+
+/// What [`update_and_draw`] measures of the updated w on request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WeightSums<const P: usize> {
+    /// ⟨probe_p, w⟩.
+    pub w_dot: [f64; P],
+    /// ‖w‖².
+    pub ww: f64,
 }
 
 /// One step's only pass over d: applies the previous step's update to w, then draws the next pair.
@@ -377,6 +384,10 @@ pub struct UpdateDrawProjections<const P: usize> {
 ///
 /// Deferring each update into the next step's draw means w, x and ξ are each read and written once
 /// per step instead of twice.
+///
+/// With `measure_w` false the pass skips the updated w's projections on the probes and its norm
+/// (`w` is `None`): four of its fifteen sums, for a caller that can form them from the previous
+/// step's inner products. Everything else, every vector included, has the same bits either way.
 #[track_caller]
 #[allow(clippy::too_many_arguments)]
 pub fn update_and_draw<T: Real, const P: usize>(
@@ -389,6 +400,7 @@ pub fn update_and_draw<T: Real, const P: usize>(
     xi: &mut [T],
     shift: &[(f64, &[T])],
     probes: [&[T]; P],
+    measure_w: bool,
 ) -> UpdateDrawProjections<P> {
     let d = w.len();
     assert!(
@@ -400,19 +412,20 @@ pub fn update_and_draw<T: Real, const P: usize>(
         "update_and_draw: every vector must have length d = {d}"
     );
     if terms.len() > 1 || shift.len() > MAX_FUSED_TERMS {
-        return crate::reference::update_and_draw(rng, w, alpha, pair_coef, terms, x, xi, shift, probes);
+        return crate::reference::update_and_draw(rng, w, alpha, pair_coef, terms, x, xi, shift, probes, measure_w);
     }
     if let (Some(w), Some(x), Some(xi)) = (same_mut::<T, f32>(w), same_mut::<T, f32>(x), same_mut::<T, f32>(xi)) {
-        update_draw_typed(rng, w, alpha, pair_coef, terms, x, xi, shift, probes)
+        update_draw_typed(rng, w, alpha, pair_coef, terms, x, xi, shift, probes, measure_w)
     } else if let (Some(w), Some(x), Some(xi)) = (same_mut::<T, f64>(w), same_mut::<T, f64>(x), same_mut::<T, f64>(xi))
     {
-        update_draw_typed(rng, w, alpha, pair_coef, terms, x, xi, shift, probes)
+        update_draw_typed(rng, w, alpha, pair_coef, terms, x, xi, shift, probes, measure_w)
     } else {
-        crate::reference::update_and_draw(rng, w, alpha, pair_coef, terms, x, xi, shift, probes)
+        crate::reference::update_and_draw(rng, w, alpha, pair_coef, terms, x, xi, shift, probes, measure_w)
     }
 }
 
-/// [`update_and_draw`] once `T` is known to be `E`: picks the kernel for the term and shift counts.
+/// [`update_and_draw`] once `T` is known to be `E`: picks the kernel for the term and shift counts
+/// and for `measure_w`.
 #[allow(clippy::too_many_arguments)]
 fn update_draw_typed<E: Elem, T: Real, const P: usize>(
     rng: &mut NormalRng,
@@ -424,9 +437,10 @@ fn update_draw_typed<E: Elem, T: Real, const P: usize>(
     xi: &mut [E],
     shift: &[(f64, &[T])],
     probes: [&[T]; P],
+    measure_w: bool,
 ) -> UpdateDrawProjections<P> {
     #[allow(clippy::too_many_arguments)]
-    fn run<E: Elem, T: Real, const U: usize, const N: usize, const P: usize>(
+    fn run<E: Elem, T: Real, const U: usize, const N: usize, const P: usize, const MW: bool>(
         rng: &mut NormalRng,
         w: &mut [E],
         alpha: f64,
@@ -438,7 +452,7 @@ fn update_draw_typed<E: Elem, T: Real, const P: usize>(
         probes: [&[E]; P],
     ) -> UpdateDrawProjections<P> {
         let level = rng.simd_level();
-        let kernel = UpdateDraw::<E, U, N, P> {
+        let kernel = UpdateDraw::<E, U, N, P, MW> {
             s: rng.words_mut(),
             w,
             alpha: E::from_f64(alpha),
@@ -454,20 +468,25 @@ fn update_draw_typed<E: Elem, T: Real, const P: usize>(
     }
     let probes = probes.map(|p| same::<T, E>(p).expect("same type"));
     macro_rules! by_shift {
-        ($u:literal) => {
+        ($u:literal, $mw:literal) => {
             match shift.len() {
-                0 => run::<E, T, $u, 0, P>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
-                1 => run::<E, T, $u, 1, P>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
-                2 => run::<E, T, $u, 2, P>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
-                3 => run::<E, T, $u, 3, P>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
-                _ => run::<E, T, $u, MAX_FUSED_TERMS, P>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
+                0 => run::<E, T, $u, 0, P, $mw>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
+                1 => run::<E, T, $u, 1, P, $mw>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
+                2 => run::<E, T, $u, 2, P, $mw>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
+                3 => run::<E, T, $u, 3, P, $mw>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
+                _ => run::<E, T, $u, MAX_FUSED_TERMS, P, $mw>(rng, w, alpha, pair_coef, terms, x, xi, shift, probes),
             }
         };
     }
-    if terms.is_empty() { by_shift!(0) } else { by_shift!(1) }
+    match (terms.is_empty(), measure_w) {
+        (true, true) => by_shift!(0, true),
+        (true, false) => by_shift!(0, false),
+        (false, true) => by_shift!(1, true),
+        (false, false) => by_shift!(1, false),
+    }
 }
 
-struct UpdateDraw<'a, E, const U: usize, const N: usize, const P: usize> {
+struct UpdateDraw<'a, E, const U: usize, const N: usize, const P: usize, const MW: bool> {
     s: &'a mut [[u64; LANES]; 4],
     w: &'a mut [E],
     alpha: E,
@@ -488,7 +507,9 @@ struct WAcc<A, const P: usize> {
     wxi: A,
 }
 
-impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateDraw<'_, E, U, N, P> {
+impl<E: Elem, const U: usize, const N: usize, const P: usize, const MW: bool> Kernel
+    for UpdateDraw<'_, E, U, N, P, MW>
+{
     type Output = UpdateDrawProjections<P>;
 
     #[inline(always)]
@@ -512,7 +533,7 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateD
         // One element-block: update w from the old pair, then write the fresh pair.
         #[inline(always)]
         #[allow(clippy::too_many_arguments)]
-        fn element<E: Elem, K: Lanes, const U: usize, const N: usize, const P: usize>(
+        fn element<E: Elem, K: Lanes, const U: usize, const N: usize, const P: usize, const MW: bool>(
             k: K,
             (a, cxv, cxiv): (E::V<K>, E::V<K>, E::V<K>),
             tv: [(E::V<K>, E::V<K>); U],
@@ -533,10 +554,12 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateD
             for (e, c) in sv {
                 xv = E::fma(k, e, c, xv);
             }
-            for (acc, &probe) in wacc.w_dot.iter_mut().zip(pv) {
-                *acc = E::acc_fma(k, *acc, probe, wn);
+            if MW {
+                for (acc, &probe) in wacc.w_dot.iter_mut().zip(pv) {
+                    *acc = E::acc_fma(k, *acc, probe, wn);
+                }
+                wacc.ww = E::acc_fma(k, wacc.ww, wn, wn);
             }
-            wacc.ww = E::acc_fma(k, wacc.ww, wn, wn);
             wacc.wx = E::acc_fma(k, wacc.wx, wn, xv);
             wacc.wxi = E::acc_fma(k, wacc.wxi, wn, g);
             accumulate_pair::<E, K, P>(k, pacc, xv, g, pv);
@@ -562,7 +585,7 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateD
                     let sv = core::array::from_fn(|j| (E::load(k, &shift_c[j][i]), scoef[j]));
                     let pv = core::array::from_fn(|p| E::load(k, &probe_c[p][i]));
                     let old = (E::load(k, &wc[i]), E::load(k, &xc[i]), E::load(k, &xic[i]));
-                    let (wn, xv) = element::<E, K, U, N, P>(
+                    let (wn, xv) = element::<E, K, U, N, P, MW>(
                         k,
                         (a, cxv, cxiv),
                         tv,
@@ -579,7 +602,7 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateD
                 }
                 if (b + 1) % (FLUSH_FUSED / E::PER_BLOCK) == 0 {
                     flush_pair::<E, K, P>(k, &mut pacc);
-                    flush_w::<E, K, P>(k, &mut wacc);
+                    flush_w::<E, K, P, MW>(k, &mut wacc);
                 }
             }
         }
@@ -606,7 +629,7 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateD
                 let gz = store_head(k, g[h], &mut xi[lo..hi]);
                 let zz = zero_tail::<E, K>(k, z[h], hi - lo);
                 let (wn, xv) =
-                    element::<E, K, U, N, P>(k, (a, cxv, cxiv), tv, sv, &pv, old, (zz, gz), &mut pacc, &mut wacc);
+                    element::<E, K, U, N, P, MW>(k, (a, cxv, cxiv), tv, sv, &pv, old, (zz, gz), &mut pacc, &mut wacc);
                 store_head(k, wn, &mut w[lo..hi]);
                 store_head(k, xv, &mut x[lo..hi]);
             }
@@ -618,26 +641,30 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize> Kernel for UpdateD
             pair.x_dot[p] = E::acc_sum(k, pacc.x_dot[p]);
             pair.xi_dot[p] = E::acc_sum(k, pacc.xi_dot[p]);
         }
-        let w_dot = wacc.w_dot.map(|a| E::acc_sum(k, a));
         pair.xx = E::acc_sum(k, pacc.xx);
         pair.xixi = E::acc_sum(k, pacc.xixi);
         pair.xxi = E::acc_sum(k, pacc.xxi);
-        UpdateDrawProjections {
-            w_dot,
-            ww: E::acc_sum(k, wacc.ww),
-            wx: E::acc_sum(k, wacc.wx),
-            wxi: E::acc_sum(k, wacc.wxi),
-            pair,
-        }
+        let w_sums = if MW {
+            let mut w_dot = [0.0; P];
+            for (out, &acc) in w_dot.iter_mut().zip(&wacc.w_dot) {
+                *out = E::acc_sum(k, acc);
+            }
+            Some(WeightSums { w_dot, ww: E::acc_sum(k, wacc.ww) })
+        } else {
+            None
+        };
+        UpdateDrawProjections { w: w_sums, wx: E::acc_sum(k, wacc.wx), wxi: E::acc_sum(k, wacc.wxi), pair }
     }
 }
 
 #[inline(always)]
-fn flush_w<E: Elem, K: Lanes, const P: usize>(k: K, acc: &mut WAcc<E::Acc<K>, P>) {
-    for p in 0..P {
-        acc.w_dot[p] = E::acc_flush(k, acc.w_dot[p]);
+fn flush_w<E: Elem, K: Lanes, const P: usize, const MW: bool>(k: K, acc: &mut WAcc<E::Acc<K>, P>) {
+    if MW {
+        for p in 0..P {
+            acc.w_dot[p] = E::acc_flush(k, acc.w_dot[p]);
+        }
+        acc.ww = E::acc_flush(k, acc.ww);
     }
-    acc.ww = E::acc_flush(k, acc.ww);
     acc.wx = E::acc_flush(k, acc.wx);
     acc.wxi = E::acc_flush(k, acc.wxi);
 }
@@ -900,19 +927,36 @@ mod tests {
         rng.fill(&mut [T::default(); 40]);
         let mut rng_ref = rng.clone();
 
+        // The same call without the w sums, which must change nothing else.
+        let mut rng_nw = rng.clone();
+        let (mut w_nw, mut x_nw, mut xi_nw) = (w0.clone(), x0.clone(), xi0.clone());
+        let (alpha, pair_coef) = (0.97, (-0.03, 0.05));
+        let got_nw = update_and_draw(
+            &mut rng_nw,
+            &mut w_nw,
+            alpha,
+            pair_coef,
+            &terms,
+            &mut x_nw,
+            &mut xi_nw,
+            &shift,
+            probes,
+            false,
+        );
         let (mut w, mut x, mut xi) = (w0.clone(), x0.clone(), xi0.clone());
-        let got = update_and_draw(&mut rng, &mut w, 0.97, (-0.03, 0.05), &terms, &mut x, &mut xi, &shift, probes);
+        let got = update_and_draw(&mut rng, &mut w, alpha, pair_coef, &terms, &mut x, &mut xi, &shift, probes, true);
         let (mut w_ref, mut x_ref, mut xi_ref) = (w0, x0, xi0);
         let want = reference::update_and_draw(
             &mut rng_ref,
             &mut w_ref,
-            0.97,
-            (-0.03, 0.05),
+            alpha,
+            pair_coef,
             &terms,
             &mut x_ref,
             &mut xi_ref,
             &shift,
             probes,
+            true,
         );
 
         let what = format!("{} d={d} terms={n_terms} shifts={n_shift} P={P} {level:?}", T::NAME);
@@ -921,12 +965,16 @@ mod tests {
         assert!(same_bits(&x, &x_ref), "x differs: {what}");
         assert!(same_bits(&xi, &xi_ref), "ξ differs: {what}");
         assert_eq!(rng.state(), rng_ref.state(), "stream position: {what}");
+        assert!(same_bits(&w_nw, &w) && same_bits(&x_nw, &x) && same_bits(&xi_nw, &xi), "unmeasured w: {what}");
+        assert_eq!(rng_nw.state(), rng.state(), "unmeasured w, stream position: {what}");
+        assert_eq!(got_nw, UpdateDrawProjections { w: None, ..got }, "unmeasured w, sums: {what}");
+        let (gw, ww) = (got.w.expect("measured"), want.w.expect("measured"));
         for (p, probe) in probes.iter().enumerate() {
-            assert_dot(got.w_dot[p], want.w_dot[p], probe, &w, &format!("w_dot[{p}] {what}"));
+            assert_dot(gw.w_dot[p], ww.w_dot[p], probe, &w, &format!("w_dot[{p}] {what}"));
             assert_dot(got.pair.x_dot[p], want.pair.x_dot[p], probe, &x, &format!("x_dot[{p}] {what}"));
             assert_dot(got.pair.xi_dot[p], want.pair.xi_dot[p], probe, &xi, &format!("xi_dot[{p}] {what}"));
         }
-        assert_dot(got.ww, want.ww, &w, &w, &format!("ww {what}"));
+        assert_dot(gw.ww, ww.ww, &w, &w, &format!("ww {what}"));
         assert_dot(got.wx, want.wx, &w, &x, &format!("wx {what}"));
         assert_dot(got.wxi, want.wxi, &w, &xi, &format!("wxi {what}"));
         assert_dot(got.pair.xx, want.pair.xx, &x, &x, &format!("xx {what}"));

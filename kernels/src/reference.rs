@@ -87,10 +87,12 @@ pub fn update_and_draw<T: Real, const P: usize>(
     xi: &mut [T],
     shift: &[(f64, &[T])],
     probes: [&[T]; P],
+    measure_w: bool,
 ) -> crate::fused::UpdateDrawProjections<P> {
     let mut all: Vec<(f64, &[T])> = vec![(pair_coef.0, &*x), (pair_coef.1, &*xi)];
     all.extend_from_slice(terms);
     let (w_dot, ww) = combine_and_project(w, alpha, &all, probes);
     let pair = draw_pair_and_project(rng, x, xi, shift, probes);
-    crate::fused::UpdateDrawProjections { w_dot, ww, wx: dot(w, x), wxi: dot(w, xi), pair }
+    let w_sums = measure_w.then_some(crate::fused::WeightSums { w_dot, ww });
+    crate::fused::UpdateDrawProjections { w: w_sums, wx: dot(w, x), wxi: dot(w, xi), pair }
 }

@@ -120,6 +120,13 @@ pub fn single_direction_terms_with<S: StepScalar, A: Sigma<S>>(
 /// 1.8× for the two passes.
 pub const MERGED_MIN_DIM: usize = 16_384;
 
+/// In merged mode, the pass measures the updated weight's norm and overlaps once every this many
+/// steps; in between the step carries them forward from the pass's inner products
+/// ([`fused::update_and_draw`] with `measure_w` false), which saves four of the pass's fifteen sums.
+/// The carried values differ from measured ones by the f32 rounding of the stored weight, a random
+/// walk of about 10⁻¹⁰ relative per step at d = 10⁵, and each measurement resets them.
+pub const W_REFRESH_STEPS: u32 = 64;
+
 /// The noise level of one sample: the only one, or one drawn uniformly from the latent stream.
 pub(super) fn draw_level(a_values: &[f64], latent: &mut ScalarRng) -> f64 {
     if a_values.len() == 1 { a_values[0] } else { a_values[latent.below(a_values.len() as u64) as usize] }
@@ -132,6 +139,13 @@ struct PendingUpdate {
     cx: f64,
     cxi: f64,
     cv: f64,
+}
+
+/// The raw weight's squared norm and projections on (m, u, v), formed without a pass over d.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct CarriedSums {
+    ww: f64,
+    dots: [f64; 3],
 }
 
 /// Training state and buffers of one walker of the single-direction denoiser.
@@ -164,6 +178,12 @@ pub struct SingleDirectionLearner<T: Real> {
     /// it while `xs[0]` and `xis[0]` still hold that step's pair). `scale` and `overlaps` already
     /// describe the updated weight.
     pending: Option<PendingUpdate>,
+    /// Merged mode: ‖w‖² and ⟨w, (m, u, v)⟩ of the raw weight the next pass produces, carried
+    /// forward from the last pass's inner products.
+    carried: CarriedSums,
+    /// Merged mode: passes since the last one that measured those sums. The pass after
+    /// [`W_REFRESH_STEPS`] − 1 of them measures again, and so does a fresh walker's first.
+    unmeasured: u32,
     normals: NormalRng,
     latent: ScalarRng,
     eval_seed: u64,
@@ -214,6 +234,8 @@ impl<T: Real> SingleDirectionLearner<T> {
             coef_xi: vec![0.0; setup.batch * levels],
             merged: setup.batch == 1 && levels == 1 && d >= MERGED_MIN_DIM,
             pending: None,
+            carried: CarriedSums::default(),
+            unmeasured: W_REFRESH_STEPS - 1,
             normals: NormalRng::from_seed(setup.data_seed),
             latent: ScalarRng::from_seed(setup.latent_seed),
             eval_seed: setup.eval_seed,
@@ -254,7 +276,7 @@ impl<T: Real> SingleDirectionLearner<T> {
     /// The batch-1, single-level step as one pass over d (SPEC §2.6, the same update as the
     /// two-pass step): the pass applies the previous step's update and draws this step's pair; this
     /// step's update is kept pending, and the updated weight's overlaps and norm are formed from the
-    /// pass's inner products (the next pass measures them exactly).
+    /// pass's inner products. Every [`W_REFRESH_STEPS`] steps the pass measures them exactly.
     fn step_merged(&mut self) -> f64 {
         let model = &*self.model;
         let sp = &model.spikes;
@@ -272,10 +294,21 @@ impl<T: Real> SingleDirectionLearner<T> {
             &mut self.xis[0],
             &[(sh.c_m, &sp.m), (sh.c_u, &sp.u), (sh.c_v, &sp.v)],
             [&sp.m, &sp.u, &sp.v],
+            self.unmeasured + 1 >= W_REFRESH_STEPS,
         );
-        // The current weight, measured exactly by the pass.
-        let scale = 1.0 / r.ww.sqrt();
-        let wv = r.w_dot[2] * scale;
+        // The current weight's norm and projections: measured by the pass, or carried forward.
+        let now = match r.w {
+            Some(m) => {
+                self.unmeasured = 0;
+                CarriedSums { ww: m.ww, dots: m.w_dot }
+            }
+            None => {
+                self.unmeasured += 1;
+                self.carried
+            }
+        };
+        let scale = 1.0 / now.ww.sqrt();
+        let wv = now.dots[2] * scale;
         let p = &r.pair;
         let vz = p.x_dot[2] - sh.c_m * gvm - sh.c_u * gvu - sh.c_v * gvv;
         let kappa = c_s * vz;
@@ -298,20 +331,21 @@ impl<T: Real> SingleDirectionLearner<T> {
         // Overlaps and norm of the updated raw weight from the pass's inner products.
         let (al, cx, cxi, cv) = (next.alpha, next.cx, next.cxi, next.cv);
         let dots: [f64; 3] =
-            std::array::from_fn(|e| al * r.w_dot[e] + cx * p.x_dot[e] + cxi * p.xi_dot[e] + cv * sp.gram[2][e]);
-        let n2 = al * al * r.ww
+            std::array::from_fn(|e| al * now.dots[e] + cx * p.x_dot[e] + cxi * p.xi_dot[e] + cv * sp.gram[2][e]);
+        let n2 = al * al * now.ww
             + cx * cx * p.xx
             + cxi * cxi * p.xixi
             + cv * cv * gvv
             + 2.0
                 * (al * cx * r.wx
                     + al * cxi * r.wxi
-                    + al * cv * r.w_dot[2]
+                    + al * cv * now.dots[2]
                     + cx * cxi * p.xxi
                     + cx * cv * p.x_dot[2]
                     + cxi * cv * p.xi_dot[2]);
         self.scale = 1.0 / n2.sqrt();
         self.overlaps = dots.map(|x| x * self.scale);
+        self.carried = CarriedSums { ww: n2, dots };
         self.pending = Some(next);
         if self.train_b {
             self.net.b -= self.eta_b * t.grad_b;
@@ -438,6 +472,11 @@ impl<T: Real> Learner for SingleDirectionLearner<T> {
     fn state(&self) -> LearnerState {
         let mut scalars = vec![self.net.b, self.scale];
         scalars.extend(self.overlaps);
+        // Merged mode's carried sums and refresh count, so that a restored walker carries the same
+        // values forward and measures at the same steps.
+        scalars.push(self.carried.ww);
+        scalars.extend(self.carried.dots);
+        scalars.push(f64::from(self.unmeasured));
         // The pending update is applied to the saved weight: a restored walker starts with none, and
         // its next pass computes the same bits as the uninterrupted one's.
         LearnerState {
@@ -450,7 +489,8 @@ impl<T: Real> Learner for SingleDirectionLearner<T> {
     }
 
     fn restore(&mut self, st: &LearnerState) -> Result<(), String> {
-        if st.weights.len() != 1 || st.scalars.len() != 5 {
+        // Five scalars: a checkpoint written before the carried sums; its next pass measures them.
+        if st.weights.len() != 1 || !matches!(st.scalars.len(), 5 | 10) {
             return Err("checkpoint is not a single-direction walker's".into());
         }
         weights_from_f64(&mut self.w_raw, &st.weights[0], "w")?;
@@ -458,6 +498,17 @@ impl<T: Real> Learner for SingleDirectionLearner<T> {
         self.net.b = st.scalars[0];
         self.scale = st.scalars[1];
         self.overlaps = [st.scalars[2], st.scalars[3], st.scalars[4]];
+        (self.carried, self.unmeasured) = match st.scalars[5..] {
+            [ww, m, u, v, n] if n >= 0.0 && n < f64::from(W_REFRESH_STEPS) && n.fract() == 0.0 => {
+                (CarriedSums { ww, dots: [m, u, v] }, n as u32)
+            }
+            [] => (CarriedSums::default(), W_REFRESH_STEPS - 1),
+            _ => {
+                return Err(format!(
+                    "checkpoint's count of passes since the last measured one must be an integer in 0..{W_REFRESH_STEPS}"
+                ));
+            }
+        };
         self.normals = NormalRng::from_state(&st.normals)?;
         self.latent = st.latent.clone();
         self.evals_done = st.evals_done;
@@ -646,10 +697,12 @@ mod tests {
             a.step();
         }
         assert!(a.pending.is_some());
+        assert!(a.unmeasured > 0, "the checkpoint falls between two measuring passes");
         let st = a.state();
         let mut b = SingleDirectionLearner::new(Arc::clone(&m), sur, setup(1, true, Activation::Tanh));
         b.restore(&st).unwrap();
-        for _ in 0..30 {
+        // Across two measuring passes (every W_REFRESH_STEPS steps).
+        for _ in 0..2 * W_REFRESH_STEPS + 10 {
             assert_eq!(a.step().to_bits(), b.step().to_bits());
             assert_eq!(a.overlaps().map(f64::to_bits), b.overlaps().map(f64::to_bits));
         }
@@ -662,6 +715,68 @@ mod tests {
             assert!((a.overlaps()[e] - direct).abs() < 1e-6, "overlap {e}: {} vs {direct}", a.overlaps()[e]);
         }
         assert!((norm - 1.0).abs() < 1e-6);
+    }
+
+    /// Merged mode carries the weight's norm and overlaps forward between measuring passes; the
+    /// carried values stay those of the stored f32 weight, and a pass measures them every
+    /// W_REFRESH_STEPS steps.
+    #[test]
+    fn merged_mode_carried_sums_track_the_stored_weight() {
+        let d = MERGED_MIN_DIM + 100;
+        let m = model::<f32>(d, Coupling::Sign);
+        let mut a =
+            SingleDirectionLearner::new(Arc::clone(&m), Arc::new(m.surrogate()), setup(1, true, Activation::Tanh));
+        let mut measured_at = Vec::new();
+        let mut worst: f64 = 0.0;
+        for step in 1..=3 * W_REFRESH_STEPS as usize {
+            a.step();
+            if a.unmeasured == 0 {
+                measured_at.push(step);
+            }
+            // The weight the next pass produces, against what the walker believes of it.
+            let w: Vec<f64> = a.current_raw().iter().map(|x| x.to_f64()).collect();
+            let n2: f64 = w.iter().map(|x| x * x).sum();
+            worst = worst.max((n2 * a.scale * a.scale - 1.0).abs());
+            for (e, spike) in [&m.spikes.m, &m.spikes.u, &m.spikes.v].into_iter().enumerate() {
+                let direct = w.iter().zip(spike).map(|(x, y)| x * y.to_f64()).sum::<f64>() * a.scale;
+                worst = worst.max((a.overlaps()[e] - direct).abs());
+            }
+        }
+        let every = W_REFRESH_STEPS as usize;
+        assert_eq!(measured_at, vec![1, 1 + every, 1 + 2 * every], "measuring passes");
+        assert!(worst < 1e-6, "carried norm or overlap off by {worst:e}");
+    }
+
+    /// A checkpoint written before the carried sums existed (five scalars) restores, and the next
+    /// pass measures; a refresh count out of range is refused.
+    #[test]
+    fn merged_mode_restores_checkpoints_without_carried_sums() {
+        let d = MERGED_MIN_DIM + 100;
+        let m = model::<f32>(d, Coupling::Sign);
+        let sur = Arc::new(m.surrogate());
+        let mut a = SingleDirectionLearner::new(Arc::clone(&m), Arc::clone(&sur), setup(1, true, Activation::Tanh));
+        for _ in 0..20 {
+            a.step();
+        }
+        let mut old = a.state();
+        old.scalars.truncate(5);
+        let mut b = SingleDirectionLearner::new(Arc::clone(&m), Arc::clone(&sur), setup(1, true, Activation::Tanh));
+        b.restore(&old).unwrap();
+        b.step();
+        a.step();
+        assert_eq!(b.unmeasured, 0, "the first pass after restoring measures");
+        for _ in 0..30 {
+            a.step();
+            b.step();
+        }
+        for e in 0..3 {
+            assert!((a.overlaps()[e] - b.overlaps()[e]).abs() < 1e-6, "overlap {e}");
+        }
+        for bad in [1.5, -1.0, f64::from(W_REFRESH_STEPS)] {
+            let mut st = a.state();
+            *st.scalars.last_mut().unwrap() = bad;
+            assert!(b.restore(&st).is_err(), "refresh count {bad} accepted");
+        }
     }
 
     /// A restored walker continues bit-identically.
