@@ -684,15 +684,21 @@ mod tests {
         }
     }
 
+    /// An f32 walker in merged one-pass mode (d just above MERGED_MIN_DIM), its model and surrogate.
+    #[allow(clippy::type_complexity)]
+    fn merged_walker() -> (Arc<MixedCumulantModel<f32>>, Arc<GaussianSurrogate<f32>>, SingleDirectionLearner<f32>) {
+        let m = model::<f32>(MERGED_MIN_DIM + 100, Coupling::Sign);
+        let sur = Arc::new(m.surrogate());
+        let a = SingleDirectionLearner::new(Arc::clone(&m), Arc::clone(&sur), setup(1, true, Activation::Tanh));
+        assert!(a.merged);
+        (m, sur, a)
+    }
+
     /// A walker restored from a checkpoint taken with an update pending (merged one-pass mode)
     /// continues bit-identically, and its reported overlaps are those of its weight.
     #[test]
     fn merged_mode_checkpoint_restore_continues_identically() {
-        let d = MERGED_MIN_DIM + 100;
-        let m = model::<f32>(d, Coupling::Sign);
-        let sur = Arc::new(m.surrogate());
-        let mut a = SingleDirectionLearner::new(Arc::clone(&m), Arc::clone(&sur), setup(1, true, Activation::Tanh));
-        assert!(a.merged);
+        let (m, sur, mut a) = merged_walker();
         for _ in 0..30 {
             a.step();
         }
@@ -722,10 +728,7 @@ mod tests {
     /// W_REFRESH_STEPS steps.
     #[test]
     fn merged_mode_carried_sums_track_the_stored_weight() {
-        let d = MERGED_MIN_DIM + 100;
-        let m = model::<f32>(d, Coupling::Sign);
-        let mut a =
-            SingleDirectionLearner::new(Arc::clone(&m), Arc::new(m.surrogate()), setup(1, true, Activation::Tanh));
+        let (m, _, mut a) = merged_walker();
         let mut measured_at = Vec::new();
         let mut worst: f64 = 0.0;
         for step in 1..=3 * W_REFRESH_STEPS as usize {
@@ -751,10 +754,7 @@ mod tests {
     /// pass measures; a refresh count out of range is refused.
     #[test]
     fn merged_mode_restores_checkpoints_without_carried_sums() {
-        let d = MERGED_MIN_DIM + 100;
-        let m = model::<f32>(d, Coupling::Sign);
-        let sur = Arc::new(m.surrogate());
-        let mut a = SingleDirectionLearner::new(Arc::clone(&m), Arc::clone(&sur), setup(1, true, Activation::Tanh));
+        let (m, sur, mut a) = merged_walker();
         for _ in 0..20 {
             a.step();
         }
