@@ -123,8 +123,9 @@ pub const MERGED_MIN_DIM: usize = 16_384;
 /// In merged mode, the pass measures the updated weight's norm and overlaps once every this many
 /// steps; in between the step carries them forward from the pass's inner products
 /// ([`fused::update_and_draw`] with `measure_w` false), which saves four of the pass's fifteen sums.
-/// The carried values differ from measured ones by the f32 rounding of the stored weight, a random
-/// walk of about 10⁻¹⁰ relative per step at d = 10⁵, and each measurement resets them.
+/// What the carried values miss is the f32 rounding of the stored weight, which each measurement
+/// resets: at d = 10⁵ the carried ‖w‖² stayed within 0.3–7·10⁻⁸ relative of the stored weight's over
+/// two periods, as close as right after a measuring pass.
 pub const W_REFRESH_STEPS: u32 = 64;
 
 /// The noise level of one sample: the only one, or one drawn uniformly from the latent stream.
