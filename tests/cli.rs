@@ -98,7 +98,7 @@ fn study_json_has_exponents() {
 
 #[test]
 fn bench_json_reports_every_figure_and_rejects_bad_input() {
-    // d = 16384 is the first d whose step runs the merged pass.
+    // d = 64 runs the two-pass step, d = 16384 the merged pass (from MERGED_MIN_DIM = 512 on).
     let o = diffexp().args(["bench", "--secs", "0.02", "--dims", "64,16384", "--json"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -298,6 +298,27 @@ impl<E: Elem, K: Lanes> Ahead<E, K> {
         ahead
     }
 
+    /// Called after the work on register `h` of the current pair (which the caller copied out of
+    /// `z` and `g` first): draws the next pair's x block after the first half of the registers and
+    /// its ξ block after the second, if any pair is left. Drawing between the work on the current
+    /// pair, rather than before all of it, gives the core independent work to overlap with each
+    /// transform's chain. Measured on Zen 4 (rounds alternating the builds): the merged pass at
+    /// d = 10⁵ 118–125 → 107–117 µs. The draw pass did not gain (d = 10³: 1118–1191 →
+    /// 1184–1283 ns) and keeps [`Self::take`].
+    #[inline(always)]
+    fn draw_after(&mut self, k: K, stream: &mut Xoshiro<K>, h: usize) {
+        if self.left == 0 {
+            return;
+        }
+        if h == E::PER_BLOCK / 2 - 1 {
+            self.z = E::block(k, stream);
+        }
+        if h == E::PER_BLOCK - 1 {
+            self.g = E::block(k, stream);
+            self.left -= 1;
+        }
+    }
+
     /// The pair drawn last, after drawing the next one if any is left.
     #[inline(always)]
     fn take(&mut self, k: K, stream: &mut Xoshiro<K>) -> (Block<E, K>, Block<E, K>) {
@@ -578,7 +599,7 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize, const MW: bool> Ke
             let shift_c: [&[E::Chunk]; N] = core::array::from_fn(|j| chunks(&shift[j].1[..base]).0);
             let probe_c: [&[E::Chunk]; P] = core::array::from_fn(|p| chunks(&probes[p][..base]).0);
             for b in 0..full_blocks {
-                let (z, g) = ahead.take(k, &mut stream);
+                let (z, g) = (ahead.z, ahead.g);
                 for h in 0..E::PER_BLOCK {
                     let i = b * E::PER_BLOCK + h;
                     let tv = core::array::from_fn(|j| (E::load(k, &term_c[j][i]), tcoef[j]));
@@ -599,6 +620,7 @@ impl<E: Elem, const U: usize, const N: usize, const P: usize, const MW: bool> Ke
                     E::store(k, &mut wc[i], wn);
                     E::store(k, &mut xc[i], xv);
                     E::store(k, &mut xic[i], g[h]);
+                    ahead.draw_after(k, &mut stream, h);
                 }
                 if (b + 1) % (FLUSH_FUSED / E::PER_BLOCK) == 0 {
                     flush_pair::<E, K, P>(k, &mut pacc);

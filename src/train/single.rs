@@ -110,15 +110,14 @@ pub fn single_direction_terms_with<S: StepScalar, A: Sigma<S>>(
 }
 
 /// From this d on, a batch-1 single-level walker runs its step as one merged pass over d (update of the
-/// previous step, then the fresh pair) instead of a draw pass and an update pass. Measured on the
-/// development machine (AVX-512, f32, 2 MB L2), in units of the step's 2d normals, the draw and
-/// update passes together vs the merged pass:
-/// 1.70–1.74 vs 1.74–1.76 at d = 10⁴, 1.67–1.73 vs 1.70–1.78 at 16384, 1.71–1.73 vs 1.74–1.75 at
-/// 49152, 1.79–1.81 vs 1.75 at 65536 and 2.14–2.18 vs 1.74–1.76 at 10⁵. The merged pass reads and
-/// writes w, x and ξ once instead of twice, which counts once the vectors leave L2; below that the
-/// two are within 3 % of each other, and at d = 10³ the merged pass costs 2.1× the normals against
-/// 1.8× for the two passes.
-pub const MERGED_MIN_DIM: usize = 16_384;
+/// previous step, then the fresh pair) instead of a draw pass and an update pass. The merged pass
+/// reads and writes w, x and ξ once instead of twice; once it also draws each next pair between the
+/// work on the current one (`fused`'s `Ahead::draw_after`), it is the faster step at every d
+/// measured. On AMD Zen 4 (AVX-512, f32; `bench --only step`, two rounds alternating the builds),
+/// ns per step, two passes vs merged: 814–818 vs 743–760 at d = 512, 1089–1119 vs 992–1077 at 768,
+/// 1527–1637 vs 1372–1408 at 10³, 12044–12992 vs 10841–11188 at 10⁴. (Before that change, on Intel,
+/// the two were within 3 % of each other below d = 16384, where the threshold then stood.)
+pub const MERGED_MIN_DIM: usize = 512;
 
 /// In merged mode, the pass measures the updated weight's norm and overlaps once every this many
 /// steps; in between the step carries them forward from the pass's inner products
