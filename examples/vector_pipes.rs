@@ -7,8 +7,9 @@
 //! `benches/port_budget.sh` counts µops with the model these figures support: on Intel cores
 //! with two 512-bit ports (0 and 5) every vector operation competes; on AMD Zen 4, whose FMA pipes
 //! take one 512-bit operation per cycle, the FMAs, multiplies, rotates, two-source permutes and
-//! mask tests do; shifts by immediate or per-lane counts, blends and plain logic do not. (Ternary logic is the odd one: alone it issues more than one per cycle, so it
-//! can run elsewhere, yet beside the FMAs it slows them by most of its own time.)
+//! mask tests do; shifts by immediate or per-lane counts, blends and plain logic do not. (Ternary
+//! logic is the odd one: alone it issues more than one per cycle, so it can run elsewhere, yet
+//! beside the FMAs it slows them by most of its own time.)
 //!
 //! x86-64 with AVX-512 only; elsewhere it says so and exits.
 
