@@ -799,8 +799,9 @@ mod tests {
 
     /// The f32 engine tracks the f64 engine on the same streams, step by step, on both step paths:
     /// before each step the f64 walker takes the f32 walker's state, so the two differ afterwards
-    /// by what f32 rounds in one step. That is bounded by a multiple of f32's epsilon times the
-    /// step's size (here of order 1: with this rate a step moves the unit weight by 0.5–1.2).
+    /// by what f32 rounds in one step. That is bounded by a multiple of 2⁻²⁴ (f32's unit roundoff)
+    /// times 1 + the step's size (of order 1 here: with this rate a step moves the unit weight by
+    /// 0.5–1.2).
     ///
     /// Over many steps the two walkers drift apart as fast as the dynamics amplify differences:
     /// at d = 2000 with batch 2, and at d = 300, an f64 walker started from its weight rounded to
